@@ -1,0 +1,337 @@
+"""The live configuration: current snapshot, hot reload, file watching and change subscribers."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import os
+from collections.abc import Awaitable, Callable, Iterable
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import attrs
+import structlog
+
+from proxyd.config.document import ConfigDocument
+from proxyd.config.load import LoadResult, Problem, load_config, parse_config_bytes, parse_config_text
+from proxyd.config.model import Config, attr_to_yaml_key, config_yaml_keys
+from proxyd.fsutil import atomic_write_text
+
+__all__ = [
+    "ConfigChange",
+    "ConfigLoadError",
+    "ConfigStore",
+    "Subscriber",
+    "diff_configs",
+    "summarize_changes",
+]
+
+log = structlog.get_logger(__name__)
+
+Subscriber = Callable[["ConfigChange"], Awaitable[None] | None]
+_StatKey = tuple[int, int, int, int, int]
+
+# Leaf keys whose values are never logged.
+_SECRET_LEAVES = frozenset({"api-key", "api-keys", "secret-key", "upstream-api-key", "headers"})
+
+
+class ConfigLoadError(Exception):
+    """The config file could not be loaded; ``problems`` holds every issue found."""
+
+    def __init__(self, problems: Iterable[Problem]) -> None:
+        self.problems: tuple[Problem, ...] = tuple(problems)
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        errors = [p for p in self.problems if p.severity == "error"] or list(self.problems)
+        lines = "\n".join(f"  {p}" for p in errors)
+        return f"invalid configuration ({len(errors)} problem{'s' if len(errors) != 1 else ''}):\n{lines}"
+
+
+@attrs.frozen
+class ConfigChange:
+    """What a reload changed: ``changed`` holds top-level YAML key names (``api-keys``, ``routing``…).
+
+    ``summary`` is a human-readable, secret-free list of the differences.
+    """
+
+    old: Config
+    new: Config
+    changed: frozenset[str]
+    summary: tuple[str, ...] = ()
+
+    def touches(self, *keys: str) -> bool:
+        """True if any of the given top-level keys changed."""
+        return any(k in self.changed for k in keys)
+
+
+def diff_configs(old: Config, new: Config) -> frozenset[str]:
+    """Top-level YAML keys (known keys and ``extra`` ones) whose parsed values differ."""
+    keys = list(config_yaml_keys()) + sorted(set(old.extra) | set(new.extra))
+    return frozenset(k for k in keys if old.yaml_value(k) != new.yaml_value(k))
+
+
+def _redact_url(value: str) -> str:
+    try:
+        parts = urlsplit(value)
+    except ValueError:
+        return "<invalid>"
+    if parts.username is None and parts.password is None:
+        return value
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme, f"***@{host}", parts.path, parts.query, parts.fragment))
+
+
+def _show(leaf: str, value: Any) -> str:
+    if leaf.endswith("proxy-url") and isinstance(value, str):
+        return repr(_redact_url(value))
+    return repr(value)
+
+
+def _describe(path: str, leaf: str, old: Any, new: Any, out: list[str]) -> None:
+    if old == new:
+        return
+    if leaf in _SECRET_LEAVES:
+        if isinstance(old, tuple | dict) and isinstance(new, tuple | dict) and len(old) != len(new):
+            out.append(f"{path} count: {len(old)} -> {len(new)}")
+        elif isinstance(old, tuple | dict):
+            out.append(f"{path}: values updated (count unchanged, redacted)")
+        else:
+            out.append(f"{path}: updated (redacted)")
+        return
+    if attrs.has(type(old)) and type(old) is type(new):
+        for f in attrs.fields(type(old)):
+            key = attr_to_yaml_key(f.name)
+            _describe(f"{path}.{key}", key, getattr(old, f.name), getattr(new, f.name), out)
+        return
+    if isinstance(old, tuple) and isinstance(new, tuple):
+        if len(old) != len(new):
+            out.append(f"{path}: updated ({len(old)} -> {len(new)} entries)")
+        elif all(attrs.has(type(x)) for x in (*old, *new)):
+            for i, (a, b) in enumerate(zip(old, new, strict=True)):
+                _describe(f"{path}[{i}]", leaf, a, b, out)
+        else:
+            out.append(f"{path}: updated ({len(new)} entries)")
+        return
+    if isinstance(old, dict) or isinstance(new, dict) or old is None or new is None:
+        size = len(new) if isinstance(new, dict) else 0
+        out.append(f"{path}: updated ({size} entries)" if isinstance(new, dict) else f"{path}: updated")
+        return
+    out.append(f"{path}: {_show(leaf, old)} -> {_show(leaf, new)}")
+
+
+def summarize_changes(old: Config, new: Config, changed: Iterable[str]) -> tuple[str, ...]:
+    """Secret-free descriptions such as ``api-keys count: 2 -> 3`` or ``routing.strategy: …``."""
+    out: list[str] = []
+    for key in sorted(changed):
+        if key in old.extra or key in new.extra:
+            out.append(f"{key}: updated")
+        else:
+            _describe(key, key, old.yaml_value(key), new.yaml_value(key), out)
+    return tuple(out)
+
+
+def _subscriber_name(fn: Callable[..., Any]) -> str:
+    return getattr(fn, "__qualname__", None) or repr(fn)
+
+
+class ConfigStore:
+    """Owner of ``config.yaml`` at run time.
+
+    ``current`` is an immutable snapshot swapped atomically on reload, so a request that grabbed
+    it keeps a consistent view. Reloads and edits are serialized; an invalid file never replaces
+    a valid snapshot. Subscribers receive a :class:`ConfigChange` after each effective swap.
+    """
+
+    def __init__(self, path: Path, initial: LoadResult) -> None:
+        if not initial.ok or initial.config is None or initial.document is None:
+            raise ValueError("ConfigStore needs a successfully loaded configuration")
+        self._path = Path(path)
+        self._result = initial
+        self._subscribers: list[Subscriber] = []
+        self._lock = asyncio.Lock()
+        self._opened_stat = self._stat()
+
+    @classmethod
+    def open(cls, path: Path) -> ConfigStore:
+        """Load ``path``; raises :class:`ConfigLoadError` listing every problem when it is invalid."""
+        result = load_config(Path(path))
+        if not result.ok:
+            raise ConfigLoadError(result.problems)
+        for problem in result.warnings:
+            log.warning("config warning", path=str(path), problem=str(problem), line=problem.line)
+        return cls(Path(path), result)
+
+    # ------------------------------------------------------------------ state
+
+    @property
+    def path(self) -> Path:
+        """The config file path."""
+        return self._path
+
+    @property
+    def config_dir(self) -> Path:
+        """Directory of the config file (base for relative paths such as ``auth-dir``)."""
+        return self._path.parent
+
+    @property
+    def current(self) -> Config:
+        """The snapshot in effect."""
+        config = self._result.config
+        assert config is not None
+        return config
+
+    @property
+    def document(self) -> ConfigDocument:
+        """Round-trip document of the snapshot in effect (shared: ``copy()`` before mutating)."""
+        document = self._result.document
+        assert document is not None
+        return document
+
+    @property
+    def sha256(self) -> str:
+        """Hash of the file content currently in effect."""
+        return self._result.sha256
+
+    @property
+    def result(self) -> LoadResult:
+        """The :class:`LoadResult` in effect (including its warnings)."""
+        return self._result
+
+    def subscribe(self, fn: Subscriber) -> Callable[[], None]:
+        """Register a change callback (sync or async); returns a function that unsubscribes it."""
+        self._subscribers.append(fn)
+
+        def unsubscribe() -> None:
+            if fn in self._subscribers:
+                self._subscribers.remove(fn)
+
+        return unsubscribe
+
+    # ------------------------------------------------------------------ reload
+
+    async def reload(self, reason: str = "watch") -> bool:
+        """Re-read the file; True when a new snapshot was swapped in."""
+        async with self._lock:
+            return await self._reload_locked(reason)
+
+    async def _reload_locked(self, reason: str) -> bool:
+        path = str(self._path)
+        try:
+            data = self._path.read_bytes()
+        except OSError as exc:
+            log.error("config reload failed", path=path, reason=reason,
+                      problems=[f"cannot read {path}: {exc.strerror or type(exc).__name__}"])
+            return False
+        if not data.strip():
+            log.info("ignoring empty config file", path=path, reason=reason)
+            return False
+        result = parse_config_bytes(data, path)
+        if result.sha256 == self._result.sha256:
+            log.debug("config file content unchanged (hash match), skipping reload", path=path, reason=reason)
+            return False
+        return await self._apply(result, reason)
+
+    async def _apply(self, result: LoadResult, reason: str) -> bool:
+        path = str(self._path)
+        if not result.ok or result.config is None:
+            log.error("config reload failed", path=path, reason=reason,
+                      problems=[str(p) for p in result.problems if p.severity == "error"])
+            return False
+        old = self.current
+        new = result.config
+        changed = diff_configs(old, new)
+        summary = summarize_changes(old, new, changed)
+        self._result = result  # the swap: one reference assignment
+        for problem in result.warnings:
+            log.warning("config warning", path=path, problem=str(problem), line=problem.line)
+        log.info("config reloaded", path=path, reason=reason, changed=sorted(changed), changes=list(summary))
+        if changed:
+            await self._notify(ConfigChange(old=old, new=new, changed=changed, summary=summary))
+        return True
+
+    async def _notify(self, change: ConfigChange) -> None:
+        for fn in list(self._subscribers):
+            try:
+                outcome = fn(change)
+                if inspect.isawaitable(outcome):
+                    await outcome
+            except Exception:
+                log.exception("config subscriber failed", subscriber=_subscriber_name(fn))
+
+    # ------------------------------------------------------------------ writes
+
+    async def edit(self, mutate: Callable[[ConfigDocument], None], reason: str = "edit") -> LoadResult:
+        """Apply ``mutate`` to a copy of the file's document; validate, write atomically, swap.
+
+        The file on disk is re-read first (so edits made outside proxyd are kept). Nothing is written
+        when the edited document is invalid; the returned result carries the problems.
+        """
+        async with self._lock:
+            try:
+                document = ConfigDocument.load(self._path)
+            except Exception:
+                document = self.document.copy()
+            mutate(document)
+            return await self._write_locked(document.dump(), reason)
+
+    async def write_text(self, text: str, reason: str = "write") -> LoadResult:
+        """Replace the whole file with ``text`` if it is valid (``PUT /config.yaml``), then swap."""
+        async with self._lock:
+            return await self._write_locked(text, reason)
+
+    async def _write_locked(self, text: str, reason: str) -> LoadResult:
+        result = parse_config_text(text, str(self._path))
+        if not result.ok:
+            return result
+        if result.sha256 != self._result.sha256:
+            atomic_write_text(self._path, text)
+            await self._apply(result, reason)
+        return result
+
+    # ------------------------------------------------------------------ watching
+
+    def _stat(self) -> _StatKey | None:
+        try:
+            st = os.stat(self._path)
+        except OSError:
+            return None
+        return (st.st_ino, st.st_dev, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+    async def watch(self, poll_interval: float = 0.25, debounce: float = 0.15) -> None:
+        """Poll the file and reload once a change has settled for ``debounce`` seconds.
+
+        Runs until cancelled. Atomic renames are seen (inode is part of the fingerprint); a file
+        that disappears is logged once and waited for.
+        """
+        loop = asyncio.get_running_loop()
+        last = self._stat()
+        pending_since: float | None = loop.time() if last != self._opened_stat else None
+        missing_logged = False
+        while True:
+            await asyncio.sleep(min(poll_interval, debounce) if pending_since is not None else poll_interval)
+            current = self._stat()
+            if current is None:
+                if not missing_logged:
+                    log.warning("config file missing; waiting for it to reappear", path=str(self._path))
+                    missing_logged = True
+                last = None
+                pending_since = None
+                continue
+            if missing_logged:
+                log.info("config file reappeared", path=str(self._path))
+                missing_logged = False
+            if current != last:
+                last = current
+                pending_since = loop.time()
+                continue
+            if pending_since is not None and loop.time() - pending_since >= debounce:
+                pending_since = None
+                self._opened_stat = current
+                try:
+                    await self.reload("watch")
+                except Exception:
+                    log.exception("config reload crashed", path=str(self._path))
