@@ -46,3 +46,52 @@ def tmp_config(tmp_path: Path) -> Callable[..., Path]:
 
 # --------------------------------------------------------------------------- more fixtures
 # Other areas (proxyd app/server fixtures, config helpers, ...) add their fixtures below.
+
+
+# --------------------------------------------------------------------------- proxyd servers
+
+
+class ProxydServer:
+    """A running proxyd app on 127.0.0.1 (in this event loop) and the config file behind it."""
+
+    def __init__(self, server: object, config_path: Path) -> None:
+        self.server = server
+        self.config_path = config_path
+
+    @property
+    def port(self) -> int:
+        return self.server.port  # type: ignore[attr-defined,no-any-return]
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def v1(self) -> str:
+        return f"{self.url}/v1"
+
+    @property
+    def app(self) -> object:
+        return self.server.app  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+async def proxyd_factory(tmp_config: Callable[..., Path]) -> AsyncIterator[Callable[..., object]]:
+    """Return ``async start(config_text, *, watch=True) -> ProxydServer``; servers stop at teardown."""
+    from aiohttp.test_utils import TestServer
+
+    from proxyd.app import create_app
+
+    started: list[TestServer] = []
+
+    async def start(config_text: str, *, watch: bool = True) -> ProxydServer:
+        path = tmp_config(config_text)
+        server = TestServer(create_app(path, watch=watch), host="127.0.0.1")
+        await server.start_server()
+        started.append(server)
+        return ProxydServer(server, path)
+
+    yield start
+    for server in started:
+        await server.close()
+

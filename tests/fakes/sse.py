@@ -85,10 +85,8 @@ class SSEParser:
 def parse_sse(body: bytes | str | Iterable[bytes]) -> list[SSEEvent]:
     """Parse a complete SSE body (or an iterable of byte chunks) into events."""
     parser = SSEParser()
-    if isinstance(body, bytes | str):
-        events = parser.feed(body)
-    else:
-        events = [ev for chunk in body for ev in parser.feed(chunk)]
+    chunks = [body] if isinstance(body, bytes | str) else body
+    events = [ev for chunk in chunks for ev in parser.feed(chunk)]
     return events + parser.flush()
 
 

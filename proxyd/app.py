@@ -1,0 +1,90 @@
+"""The application factory: one aiohttp Application, its resources (cleanup_ctx) and its route tables."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import structlog
+from aiohttp import web
+
+from proxyd import __version__
+from proxyd.config import ConfigChange, ConfigStore
+from proxyd.http.access_log import setup_access_log
+from proxyd.http.cors import setup_cors
+from proxyd.http.error_handling import setup_error_handling
+from proxyd.http.request_id import setup_request_id
+from proxyd.keys import CLIENT_SESSION, CONFIG_STORE, PIPELINE, RUNTIME
+from proxyd.log import set_debug
+from proxyd.pipeline.runner import Pipeline
+from proxyd.routes.claude import add_claude_routes
+from proxyd.routes.gemini import add_gemini_routes
+from proxyd.routes.oauth_callbacks import add_oauth_callback_routes
+from proxyd.routes.openai import add_openai_routes
+from proxyd.routes.panel import add_panel_routes
+from proxyd.routes.root import add_root_routes
+from proxyd.runtime import RuntimeHolder
+
+log = structlog.get_logger(__name__)
+
+
+async def client_session_ctx(app: web.Application) -> AsyncIterator[None]:
+    """One pooled upstream ClientSession for the whole process."""
+    connector = aiohttp.TCPConnector(limit=0, limit_per_host=256, ttl_dns_cache=300, enable_cleanup_closed=True)
+    session = aiohttp.ClientSession(
+        connector=connector,
+        auto_decompress=True,
+        headers={},
+        skip_auto_headers=("User-Agent",),
+    )
+    app[CLIENT_SESSION] = session
+    yield
+    await session.close()
+
+
+async def config_watch_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Watch the config file while the app runs."""
+    store = app[CONFIG_STORE]
+    task = asyncio.create_task(store.watch(), name="proxyd-config-watch")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+def _on_config_change(change: ConfigChange) -> None:
+    if "debug" in change.changed:
+        set_debug(change.new.debug)
+
+
+def create_app(config: Path | ConfigStore, *, watch: bool = True) -> web.Application:
+    """Build the daemon's Application from a config path (or an already open ConfigStore)."""
+    store = config if isinstance(config, ConfigStore) else ConfigStore.open(Path(config))
+    app = web.Application(client_max_size=1024**4)
+    app[CONFIG_STORE] = store
+    holder = RuntimeHolder(store.current)
+    app[RUNTIME] = holder
+    app[PIPELINE] = Pipeline()
+    store.subscribe(holder.on_config_change)
+    store.subscribe(_on_config_change)
+
+    setup_request_id(app)
+    setup_access_log(app)
+    setup_error_handling(app)
+
+    add_root_routes(app)
+    add_openai_routes(app)
+    add_claude_routes(app)
+    add_gemini_routes(app)
+    add_oauth_callback_routes(app)
+    add_panel_routes(app)
+    setup_cors(app)
+
+    app.cleanup_ctx.append(client_session_ctx)
+    if watch:
+        app.cleanup_ctx.append(config_watch_ctx)
+    log.info("app created", version=__version__, config=str(store.path))
+    return app

@@ -1,0 +1,45 @@
+"""The uniform credential record every provider kind is turned into."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+
+import attrs
+
+from proxyd.protocols.base import WireProtocol
+
+
+@attrs.frozen
+class ModelMapping:
+    """One upstream model a credential serves and the id clients use for it."""
+
+    upstream: str
+    exposed: str
+
+
+@attrs.frozen
+class Credential:
+    """One upstream account/key with everything needed to call it. Secrets stay out of repr."""
+
+    id: str
+    kind: str
+    provider: str
+    protocol: WireProtocol
+    base_url: str
+    api_key: str = attrs.field(default="", repr=False)
+    proxy_url: str = ""
+    headers: Mapping[str, str] = attrs.field(factory=dict, repr=False)
+    prefix: str = ""
+    priority: int = 0
+    models: tuple[ModelMapping, ...] = ()
+    owned_by: str = ""
+    source: str = ""
+
+
+def credential_id(kind: str, *parts: str) -> str:
+    """The reference's stable id: `<kind>:<first 12 hex of sha256(kind, NUL-prefixed trimmed parts)>`."""
+    digest = hashlib.sha256(kind.encode())
+    for part in parts:
+        digest.update(b"\x00" + part.strip().encode())
+    return f"{kind}:{digest.hexdigest()[:12]}"

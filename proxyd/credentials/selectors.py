@@ -1,0 +1,55 @@
+"""Credential ordering strategies (`routing.strategy`): round-robin and fill-first, priority first."""
+
+from __future__ import annotations
+
+import itertools
+from collections import defaultdict
+from typing import Protocol
+
+from proxyd.models.registry import Route
+
+
+class Selector(Protocol):
+    """Orders the routes of one request: the first is tried first."""
+
+    name: str
+
+    def order(self, model: str, routes: list[Route]) -> list[Route]: ...
+
+
+def _by_priority(routes: list[Route]) -> list[list[Route]]:
+    groups: dict[int, list[Route]] = defaultdict(list)
+    for route in routes:
+        groups[route.credential.priority].append(route)
+    return [sorted(groups[p], key=lambda r: r.credential.id) for p in sorted(groups, reverse=True)]
+
+
+class FillFirstSelector:
+    """Burn the lowest-id credential of the best priority until it fails, then the next."""
+
+    name = "fill-first"
+
+    def order(self, model: str, routes: list[Route]) -> list[Route]:
+        return list(itertools.chain.from_iterable(_by_priority(routes)))
+
+
+class RoundRobinSelector:
+    """Rotate the starting credential per (model, priority) on every request."""
+
+    name = "round-robin"
+
+    def __init__(self) -> None:
+        self._cursors: dict[tuple[str, int], int] = defaultdict(int)
+
+    def order(self, model: str, routes: list[Route]) -> list[Route]:
+        ordered: list[Route] = []
+        for group in _by_priority(routes):
+            key = (model, group[0].credential.priority)
+            start = self._cursors[key] % len(group)
+            self._cursors[key] = start + 1
+            ordered.extend(group[start:] + group[:start])
+        return ordered
+
+
+def make_selector(strategy: str) -> Selector:
+    return FillFirstSelector() if strategy == "fill-first" else RoundRobinSelector()

@@ -1,0 +1,1 @@
+"""Server-side cross-cutting concerns, one module each."""

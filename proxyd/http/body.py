@@ -1,0 +1,43 @@
+"""Request bodies: bounded reads (counted after decompression) and JSON parsing with clear errors."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aiohttp import web
+
+from proxyd.http.errors import ProxyError
+
+
+async def read_body(request: web.Request, limit: int) -> bytes:
+    """Read the whole body, refusing with 413 once it exceeds `limit` bytes."""
+    declared = request.content_length
+    if declared is not None and declared > limit:
+        raise ProxyError(413, f"request body exceeds the limit of {limit} bytes", type="invalid_request_error",
+                         code="request_too_large")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.content.iter_chunked(65536):
+        size += len(chunk)
+        if size > limit:
+            raise ProxyError(413, f"request body exceeds the limit of {limit} bytes",
+                             type="invalid_request_error", code="request_too_large")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def parse_json_object(raw: bytes) -> dict[str, Any]:
+    """Parse a JSON object body or fail with a 400 that says what is wrong."""
+    if not raw.strip():
+        raise ProxyError(400, "request body is empty; a JSON object is required", type="invalid_request_error")
+    try:
+        data = json.loads(raw)
+    except UnicodeDecodeError:
+        raise ProxyError(400, "request body is not UTF-8 JSON", type="invalid_request_error") from None
+    except json.JSONDecodeError as exc:
+        raise ProxyError(400, f"request body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}",
+                         type="invalid_request_error") from None
+    if not isinstance(data, dict):
+        raise ProxyError(400, "request body must be a JSON object", type="invalid_request_error")
+    return data

@@ -1,0 +1,1 @@
+"""The model registry: which credentials serve which client-visible model ids."""

@@ -1,0 +1,75 @@
+"""Model registry: client-visible ids (aliases, prefixes) → the credentials and upstream names serving them."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+
+import attrs
+
+from proxyd.credentials.model import Credential
+
+
+@attrs.frozen
+class Route:
+    """One credential that serves a requested model, with the upstream names to try in order (a pool)."""
+
+    credential: Credential
+    upstream_models: tuple[str, ...]
+
+
+@attrs.frozen
+class ModelInfo:
+    """A listed model."""
+
+    id: str
+    owned_by: str
+    created: int
+    display_name: str = ""
+
+
+class ModelRegistry:
+    """An immutable index built from a credential set; rebuilt (cheaply) on every reload."""
+
+    def __init__(self, credentials: Iterable[Credential], *, force_model_prefix: bool = False,
+                 created: int | None = None) -> None:
+        self._created = int(created if created is not None else time.time())
+        self._routes: dict[str, list[Route]] = {}
+        self._lower: dict[str, str] = {}
+        self._info: dict[str, ModelInfo] = {}
+        for cred in credentials:
+            pools: dict[str, list[str]] = {}
+            for mapping in cred.models:
+                pool = pools.setdefault(mapping.exposed, [])
+                if mapping.upstream not in pool:
+                    pool.append(mapping.upstream)
+            for exposed, pool in pools.items():
+                names: list[str] = []
+                if cred.prefix:
+                    names.append(f"{cred.prefix}/{exposed}")
+                if not cred.prefix or not force_model_prefix or exposed == cred.prefix:
+                    names.append(exposed)
+                for name in names:
+                    self._add(name, Route(cred, tuple(pool)), cred.owned_by or cred.provider)
+
+    def _add(self, model_id: str, route: Route, owned_by: str) -> None:
+        routes = self._routes.setdefault(model_id, [])
+        if all(r.credential.id != route.credential.id for r in routes):
+            routes.append(route)
+        self._lower.setdefault(model_id.lower(), model_id)
+        self._info.setdefault(model_id, ModelInfo(id=model_id, owned_by=owned_by, created=self._created))
+
+    def routes(self, model: str) -> list[Route]:
+        """Every credential serving `model` (exact id first, then case-insensitively), in config order."""
+        found = self._routes.get(model)
+        if found is None:
+            canonical = self._lower.get(model.lower())
+            found = self._routes.get(canonical, []) if canonical else []
+        return list(found)
+
+    def __contains__(self, model: object) -> bool:
+        return isinstance(model, str) and bool(self.routes(model))
+
+    def list_models(self) -> list[ModelInfo]:
+        """Every routable model id, in registration order."""
+        return list(self._info.values())

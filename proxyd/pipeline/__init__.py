@@ -1,0 +1,1 @@
+"""The request pipeline: auth → model-route → translate → dispatch → stream-rewrite over one Exchange."""

@@ -1,0 +1,120 @@
+"""The Exchange: one proxied request's state, shared by every stage."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
+
+import aiohttp
+import attrs
+import structlog
+from aiohttp import web
+
+from proxyd.http.body import parse_json_object, read_body
+from proxyd.http.errors import ErrorFamily, UpstreamError
+from proxyd.protocols.base import WireProtocol
+from proxyd.protocols.sse import SSEEvent
+
+if TYPE_CHECKING:
+    from proxyd.models.registry import Route
+    from proxyd.pipeline.translate import Translation
+    from proxyd.providers.base import Provider, UpstreamReply
+    from proxyd.runtime import Runtime
+
+
+def error_family_of(protocol: WireProtocol) -> ErrorFamily:
+    """The error envelope a protocol's clients (and upstreams) use."""
+    if protocol is WireProtocol.CLAUDE:
+        return ErrorFamily.CLAUDE
+    if protocol is WireProtocol.GEMINI:
+        return ErrorFamily.GEMINI
+    return ErrorFamily.OPENAI
+
+
+@attrs.define(eq=False)
+class Candidate:
+    """One way to serve the request: a credential, an upstream model name and the provider that calls it."""
+
+    route: Route
+    upstream_model: str
+    provider: Provider
+
+    @property
+    def credential_id(self) -> str:
+        return self.route.credential.id
+
+
+@attrs.define(eq=False)
+class Attempt:
+    """What one dispatch attempt did (for logs and, later, credential state)."""
+
+    credential_id: str
+    upstream_model: str
+    status: int
+    error: str = ""
+
+
+@attrs.define(eq=False)
+class Exchange:
+    """Request-scoped state: filled in by the stages in order, closed by the handler."""
+
+    request: web.Request
+    protocol: WireProtocol
+    runtime: Runtime
+    session: aiohttp.ClientSession
+    request_id: str = ""
+    path_model: str | None = None  # Gemini routes carry the model in the URL
+    client_key: str | None = None
+    model: str = ""
+    stream: bool = False
+    forced_stream: bool | None = None  # set by routes whose URL decides streaming (Gemini, count_tokens)
+    candidates: list[Candidate] = attrs.Factory(list)
+    translation: Translation | None = None
+    chosen: Candidate | None = None
+    upstream: UpstreamReply | None = None
+    events: AsyncIterator[SSEEvent] | None = None
+    attempts: list[Attempt] = attrs.Factory(list)
+    last_error: UpstreamError | None = None
+    response: web.StreamResponse | None = None
+    log: Any = attrs.Factory(lambda: structlog.get_logger("proxyd.exchange"))
+    _raw_body: bytes | None = None
+    _body: dict[str, Any] | None = None
+
+    @property
+    def error_family(self) -> ErrorFamily:
+        return error_family_of(self.protocol)
+
+    def failed_protocol(self) -> WireProtocol | None:
+        """The protocol of the upstream that produced the last failed attempt."""
+        if not self.attempts:
+            return None
+        last = self.attempts[-1].credential_id
+        for candidate in self.candidates:
+            if candidate.credential_id == last:
+                return candidate.provider.protocol
+        return None
+
+    async def raw_body(self) -> bytes:
+        if self._raw_body is None:
+            limit = self.runtime.config.request_body_limit_mb * 1024 * 1024
+            self._raw_body = await read_body(self.request, limit)
+        return self._raw_body
+
+    async def json_body(self) -> dict[str, Any]:
+        """The client's JSON object body, read and parsed once (400/413 on bad input)."""
+        if self._body is None:
+            self._body = parse_json_object(await self.raw_body())
+        return self._body
+
+    async def aclose(self) -> None:
+        """Release the upstream connection (also on client disconnect and errors)."""
+        if self.events is not None:
+            aclose = getattr(self.events, "aclose", None)
+            if aclose is not None:
+                with contextlib.suppress(Exception):  # closing must never raise
+                    await aclose()
+            self.events = None
+        if self.upstream is not None:
+            self.upstream.close()
+            self.upstream = None

@@ -1,0 +1,59 @@
+"""The pipeline: the ordered stage list (the one place to add or replace a stage) and its runner."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from aiohttp import web
+
+from proxyd.http.errors import UpstreamError
+from proxyd.pipeline.auth import AuthStage
+from proxyd.pipeline.dispatch import DispatchStage
+from proxyd.pipeline.exchange import Exchange, error_family_of
+from proxyd.pipeline.model_route import ModelRouteStage
+from proxyd.pipeline.stage import Stage
+from proxyd.pipeline.stream_rewrite import StreamRewriteStage
+from proxyd.pipeline.translate import TranslateStage
+
+
+def default_stages() -> list[Stage]:
+    """auth → model-route → translate → dispatch → stream-rewrite."""
+    return [AuthStage(), ModelRouteStage(), TranslateStage(), DispatchStage(), StreamRewriteStage()]
+
+
+class Pipeline:
+    """Runs stages in order over one Exchange and always releases its upstream connection."""
+
+    def __init__(self, stages: Sequence[Stage] | None = None) -> None:
+        self.stages: list[Stage] = list(stages) if stages is not None else default_stages()
+
+    def replace(self, name: str, stage: Stage) -> None:
+        """Swap the stage called `name` (tests and extensions use this)."""
+        for index, existing in enumerate(self.stages):
+            if existing.name == name:
+                self.stages[index] = stage
+                return
+        raise KeyError(name)
+
+    async def run(self, exchange: Exchange) -> web.StreamResponse:
+        try:
+            for stage in self.stages:
+                await stage.run(exchange)
+        except UpstreamError as error:
+            if exchange.response is not None and exchange.response.prepared:
+                raise
+            return self._upstream_error_response(exchange, error)
+        finally:
+            await exchange.aclose()
+        if exchange.response is None:
+            raise RuntimeError("pipeline finished without a response")
+        return exchange.response
+
+    @staticmethod
+    def _upstream_error_response(exchange: Exchange, error: UpstreamError) -> web.StreamResponse:
+        """Same error envelope as the client's: the upstream body as is; otherwise re-shaped (DECISIONS 2)."""
+        exchange.log.info("request failed upstream", status=error.status, attempts=len(exchange.attempts))
+        failed = exchange.failed_protocol()
+        if failed is not None and error_family_of(failed) is exchange.error_family:
+            return error.passthrough_response()
+        return error.to_proxy_error().response(exchange.error_family)

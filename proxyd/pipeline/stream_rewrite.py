@@ -1,0 +1,97 @@
+"""stream-rewrite stage: the upstream answer → the client, non-streamed whole or streamed event by event."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+import aiohttp
+from aiohttp import web
+
+from proxyd.http.errors import ProxyError, UpstreamError
+from proxyd.pipeline.exchange import Exchange
+from proxyd.protocols.rewrite import ResponseRewriter
+from proxyd.protocols.sse import KEEPALIVE_COMMENT, SSEError, SSEEvent
+
+MAX_UPSTREAM_BODY = 64 * 1024 * 1024
+SSE_HEADERS = {
+    "Content-Type": "text/event-stream",
+    "Cache-Control": "no-cache",
+    "Connection": "keep-alive",
+}
+
+
+async def _next_with_keepalive(
+    events: AsyncIterator[SSEEvent], response: web.StreamResponse, interval: float
+) -> SSEEvent:
+    """The next event; while waiting longer than `interval`, write SSE keep-alive comments."""
+    if interval <= 0:
+        return await anext(events)
+    pending = asyncio.ensure_future(anext(events))
+    try:
+        while True:
+            done, _ = await asyncio.wait({pending}, timeout=interval)
+            if done:
+                return pending.result()
+            await response.write(KEEPALIVE_COMMENT)
+    finally:
+        if not pending.done():
+            pending.cancel()
+            with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
+                await pending
+
+
+class StreamRewriteStage:
+    """Writes the answer in the client's protocol; after the first byte, failures become an error frame."""
+
+    name = "stream-rewrite"
+
+    async def run(self, exchange: Exchange) -> None:
+        assert exchange.translation is not None and exchange.chosen is not None
+        rewriter = exchange.translation.rewriter_for(exchange.chosen.provider.protocol)
+        if exchange.stream:
+            await self._stream(exchange, rewriter)
+        else:
+            await self._whole(exchange, rewriter)
+
+    async def _whole(self, exchange: Exchange, rewriter: ResponseRewriter) -> None:
+        assert exchange.upstream is not None
+        try:
+            raw = await exchange.upstream.response.content.read(MAX_UPSTREAM_BODY)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise UpstreamError(502, f"upstream body read failed: {exc}".encode()) from None
+        try:
+            body = rewriter.body(raw)
+        except ValueError:
+            raise ProxyError(502, "upstream answered with a body that is not valid JSON", type="server_error",
+                             code="bad_upstream_response") from None
+        exchange.response = web.Response(status=200, body=body, content_type="application/json")
+
+    async def _stream(self, exchange: Exchange, rewriter: ResponseRewriter) -> None:
+        response = web.StreamResponse(status=200, headers=SSE_HEADERS)
+        await response.prepare(exchange.request)
+        exchange.response = response
+        events = exchange.events
+        keepalive = float(exchange.runtime.config.streaming.keepalive_seconds or 0)
+        if events is None:
+            await response.write(rewriter.done())
+            await response.write_eof()
+            return
+        try:
+            while True:
+                try:
+                    event = await _next_with_keepalive(events, response, keepalive)
+                except StopAsyncIteration:
+                    break
+                out = rewriter.event(event)
+                if out:
+                    await response.write(out)
+        except (aiohttp.ClientError, SSEError, TimeoutError, ValueError) as exc:
+            exchange.log.warning("upstream stream failed mid-way", error=str(exc))
+            error = UpstreamError(502, f"upstream stream failed: {exc}".encode())
+            await response.write(rewriter.error_frame(error))
+            await response.write_eof()
+            return
+        await response.write(rewriter.done())
+        await response.write_eof()

@@ -1,0 +1,114 @@
+"""Incremental Server-Sent Events parsing and framing over raw bytes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable
+
+import attrs
+
+DEFAULT_MAX_EVENT_BYTES = 16 * 1024 * 1024
+
+
+class SSEError(Exception):
+    """The upstream stream is not valid SSE (an event larger than the limit)."""
+
+
+@attrs.frozen
+class SSEEvent:
+    """One dispatched event: its `event:` name (None when absent) and its joined `data:` lines."""
+
+    data: bytes
+    event: str | None = None
+    id: str | None = None
+
+
+class SSEParser:
+    """Feed bytes as they arrive; get complete events back. Comment lines are dropped."""
+
+    def __init__(self, max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> None:
+        self._buffer = bytearray()
+        self._data: list[bytes] = []
+        self._event: str | None = None
+        self._id: str | None = None
+        self._size = 0
+        self._max = max_event_bytes
+
+    def feed(self, chunk: bytes) -> list[SSEEvent]:
+        self._buffer += chunk
+        events: list[SSEEvent] = []
+        while True:
+            nl = self._buffer.find(b"\n")
+            if nl < 0:
+                if len(self._buffer) > self._max:
+                    raise SSEError(f"SSE line longer than {self._max} bytes")
+                return events
+            line = bytes(self._buffer[:nl])
+            del self._buffer[: nl + 1]
+            if line.endswith(b"\r"):
+                line = line[:-1]
+            event = self._line(line)
+            if event is not None:
+                events.append(event)
+
+    def close(self) -> list[SSEEvent]:
+        """Flush at end of stream: a final event without its blank line still counts."""
+        events: list[SSEEvent] = []
+        if self._buffer:
+            line = bytes(self._buffer).rstrip(b"\r")
+            self._buffer.clear()
+            event = self._line(line)
+            if event is not None:
+                events.append(event)
+        event = self._line(b"")
+        if event is not None:
+            events.append(event)
+        return events
+
+    def _line(self, line: bytes) -> SSEEvent | None:
+        if not line:
+            if not self._data and self._event is None:
+                return None
+            event = SSEEvent(data=b"\n".join(self._data), event=self._event, id=self._id)
+            self._data, self._event, self._size = [], None, 0
+            return event
+        if line.startswith(b":"):
+            return None
+        name, _, value = line.partition(b":")
+        if value.startswith(b" "):
+            value = value[1:]
+        if name == b"data":
+            self._size += len(value)
+            if self._size > self._max:
+                raise SSEError(f"SSE event larger than {self._max} bytes")
+            self._data.append(value)
+        elif name == b"event":
+            self._event = value.decode("utf-8", "replace")
+        elif name == b"id":
+            self._id = value.decode("utf-8", "replace")
+        return None
+
+
+async def iter_sse(chunks: AsyncIterator[bytes], max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES
+                   ) -> AsyncIterator[SSEEvent]:
+    """Events from an async byte stream, yielded as soon as each is complete."""
+    parser = SSEParser(max_event_bytes)
+    async for chunk in chunks:
+        for event in parser.feed(chunk):
+            yield event
+    for event in parser.close():
+        yield event
+
+
+def frame(data: bytes, event: str | None = None) -> bytes:
+    """Encode one SSE event (multi-line data split into several `data:` lines)."""
+    parts: list[bytes] = []
+    if event is not None:
+        parts.append(b"event: " + event.encode() + b"\n")
+    lines: Iterable[bytes] = data.split(b"\n") if b"\n" in data else (data,)
+    for line in lines:
+        parts.append(b"data: " + line + b"\n")
+    parts.append(b"\n")
+    return b"".join(parts)
+
+
+KEEPALIVE_COMMENT = b": keep-alive\n\n"

@@ -1,0 +1,43 @@
+"""`openai-compatibility` providers: any upstream speaking OpenAI Chat Completions at `{base-url}/chat/completions`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from proxyd.credentials.model import Credential
+from proxyd.protocols.base import WireProtocol
+from proxyd.providers.base import UpstreamRequest, json_bytes
+
+USER_AGENT = "cli-proxy-openai-compat"
+
+
+class OpenAICompatProvider:
+    """Chat Completions over HTTP with a Bearer key; streams force `stream_options.include_usage`."""
+
+    kind = "openai-compatibility"
+    protocol = WireProtocol.OPENAI_CHAT
+
+    def build_request(
+        self, credential: Credential, upstream_model: str, body: dict[str, Any], *, stream: bool
+    ) -> UpstreamRequest:
+        payload = dict(body)
+        payload["model"] = upstream_model
+        headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT}
+        if stream:
+            payload["stream"] = True
+            options = payload.get("stream_options")
+            payload["stream_options"] = {**(options if isinstance(options, dict) else {}), "include_usage": True}
+            headers["Accept"] = "text/event-stream"
+            headers["Cache-Control"] = "no-cache"
+        else:
+            headers["Accept"] = "application/json"
+        if credential.api_key:
+            headers["Authorization"] = f"Bearer {credential.api_key}"
+        headers.update(credential.headers)
+        return UpstreamRequest(
+            method="POST",
+            url=f"{credential.base_url}/chat/completions",
+            headers=headers,
+            body=json_bytes(payload),
+            proxy_url=credential.proxy_url,
+        )

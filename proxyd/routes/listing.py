@@ -1,0 +1,48 @@
+"""Model list bodies in the OpenAI, Claude and Gemini shapes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from proxyd.models.registry import ModelInfo
+
+
+def openai_model_list(models: list[ModelInfo]) -> dict[str, Any]:
+    data = []
+    for m in models:
+        entry: dict[str, Any] = {"id": m.id, "object": "model"}
+        if m.created:
+            entry["created"] = m.created
+        entry["owned_by"] = m.owned_by
+        data.append(entry)
+    return {"object": "list", "data": data}
+
+
+def claude_model_list(models: list[ModelInfo]) -> dict[str, Any]:
+    data = []
+    for m in models:
+        entry: dict[str, Any] = {"id": m.id, "object": "model", "owned_by": m.owned_by, "type": "model"}
+        if m.created:
+            entry["created_at"] = m.created
+        entry["display_name"] = m.display_name or m.id
+        data.append(entry)
+    return {
+        "data": data,
+        "first_id": data[0]["id"] if data else "",
+        "has_more": False,
+        "last_id": data[-1]["id"] if data else "",
+    }
+
+
+def gemini_model_entry(m: ModelInfo, *, defaults: bool = True) -> dict[str, Any]:
+    name = m.id if m.id.startswith("models/") else f"models/{m.id}"
+    entry: dict[str, Any] = {"name": name}
+    if defaults:
+        entry["displayName"] = m.display_name or m.id
+        entry["description"] = m.id
+        entry["supportedGenerationMethods"] = ["generateContent"]
+    return entry
+
+
+def gemini_model_list(models: list[ModelInfo]) -> dict[str, Any]:
+    return {"models": [gemini_model_entry(m) for m in models]}

@@ -1,0 +1,28 @@
+"""The shared entry point of every proxied endpoint: build an Exchange and run the pipeline."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from proxyd.http.request_id import request_id_of
+from proxyd.keys import CLIENT_SESSION, PIPELINE, RUNTIME
+from proxyd.pipeline.exchange import Exchange
+from proxyd.protocols.base import WireProtocol
+
+
+async def run_pipeline(request: web.Request, protocol: WireProtocol, *, path_model: str | None = None,
+                       stream: bool | None = None) -> web.StreamResponse:
+    """Run the app's pipeline for one request; the runtime snapshot is fixed for the whole request."""
+    app = request.app
+    rid = request_id_of(request)
+    exchange = Exchange(
+        request=request,
+        protocol=protocol,
+        runtime=app[RUNTIME].current,
+        session=app[CLIENT_SESSION],
+        request_id=rid,
+        path_model=path_model,
+    )
+    exchange.log = exchange.log.bind(request_id=rid, protocol=str(protocol))
+    exchange.forced_stream = stream
+    return await app[PIPELINE].run(exchange)
