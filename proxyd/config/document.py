@@ -98,6 +98,7 @@ class ConfigDocument:
         yaml = YAML(typ="rt")
         yaml.preserve_quotes = True
         yaml.width = 4096
+        yaml.brace_single_entry_mapping_in_flow_sequence = True
         yaml.indent(mapping=indent[0], sequence=indent[1], offset=indent[2])
         yaml.explicit_start = explicit_start
         return yaml

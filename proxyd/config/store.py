@@ -288,7 +288,7 @@ class ConfigStore:
         if not result.ok:
             return result
         if result.sha256 != self._result.sha256:
-            atomic_write_text(self._path, text)
+            await asyncio.to_thread(atomic_write_text, self._path, text)
             await self._apply(result, reason)
         return result
 
