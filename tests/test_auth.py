@@ -302,11 +302,6 @@ async def test_failed_auth_never_reaches_upstream(server: Any, fake_openai: Fake
 # --------------------------------------------------------------------------- known bugs
 
 
-@pytest.mark.xfail(
-    reason="proxyd/routes/gemini.py GeminiHandlers.action parses the path (404) before authenticating; "
-    "the reference's /v1beta group auth answers 401 first",
-    strict=True,
-)
 async def test_gemini_action_without_method_still_requires_auth(server: Any) -> None:
     async with aiohttp.ClientSession() as s, s.post(f"{server.url}/v1beta/models/my-model", json=GEMINI_BODY) as r:
         assert r.status == 401

@@ -189,11 +189,6 @@ async def test_insane_client_request_id_is_replaced(server: Any, session: aiohtt
     assert GENERATED_ID.fullmatch(got)
 
 
-@pytest.mark.xfail(
-    reason="proxyd/http/cors.py setup_cors inserts preflight_middleware at index 0, before "
-    "request_id_middleware, so OPTIONS 204s carry no X-Request-Id (DECISIONS 4: every response)",
-    strict=True,
-)
 async def test_request_id_on_options_response(server: Any, session: aiohttp.ClientSession) -> None:
     async with session.options(f"{server.v1}/chat/completions") as r:
         assert r.status == 204
@@ -400,8 +395,20 @@ async def test_root_banner(server: Any, session: aiohttp.ClientSession) -> None:
         assert r.status == 200
         assert r.content_type == "application/json"
         body = await r.json()
-    assert body["message"] == "CLI Proxy API Server"
-    assert body["endpoints"] == ["POST /v1/chat/completions", "POST /v1/completions", "GET /v1/models"]
+    assert body == {
+        "endpoints": ["POST /v1/chat/completions", "POST /v1/completions", "GET /v1/models"],
+        "message": "CLI Proxy API Server",
+    }
+
+
+@pytest.mark.parametrize(("method", "status"), [("GET", 301), ("POST", 307)])
+async def test_trailing_slash_redirects_like_the_reference(server: Any, session: aiohttp.ClientSession,
+                                                           method: str, status: int) -> None:
+    path = "/v1/models/" if method == "GET" else "/v1/chat/completions/"
+    async with session.request(method, f"{server.url}{path}?key=1", headers=AUTH, allow_redirects=False) as r:
+        assert r.status == status
+        assert r.headers["Location"] == path.rstrip("/") + "?key=1"
+        assert r.headers["Access-Control-Allow-Origin"] == "*"
 
 
 @pytest.mark.parametrize("provider", ["google", "anthropic", "codex", "iflow", "antigravity"])
@@ -557,11 +564,6 @@ async def test_upstream_json_400_via_openai_sdk(server: Any, fake_openai: FakeOp
 # --------------------------------------------------------------------------- known deviations
 
 
-@pytest.mark.xfail(
-    reason="unknown paths answer aiohttp's '404: Not Found'; the reference (api-surface §1) answers "
-    "text/plain '404 page not found' and DECISIONS does not override it",
-    strict=True,
-)
 async def test_unknown_path_body_matches_reference(server: Any, session: aiohttp.ClientSession) -> None:
     async with session.get(f"{server.url}/nope") as r:
         assert r.status == 404
@@ -569,11 +571,6 @@ async def test_unknown_path_body_matches_reference(server: Any, session: aiohttp
         assert await r.text() == "404 page not found"
 
 
-@pytest.mark.xfail(
-    reason="a wrong method on a known path answers aiohttp's 405 '405: Method Not Allowed' with an Allow "
-    "header; the reference (api-surface §1) answers 404 '404 page not found'",
-    strict=True,
-)
 async def test_wrong_method_on_known_path_is_404(server: Any, session: aiohttp.ClientSession) -> None:
     async with session.get(f"{server.v1}/chat/completions", headers=AUTH) as r:
         assert r.status == 404

@@ -39,7 +39,8 @@ async def _add_cors_headers(request: web.Request, response: web.StreamResponse) 
 
 def setup_cors(app: web.Application) -> None:
     """Install the preflight middleware, the header stamp and aiohttp-cors on every route added so far."""
-    app.middlewares.insert(0, preflight_middleware)
+    # Appended last: the request id and the access log still see the preflight; auth (a pipeline stage) never does.
+    app.middlewares.append(preflight_middleware)
     cors = aiohttp_cors.setup(
         app,
         defaults={

@@ -33,13 +33,13 @@ class GeminiHandlers:
         raise ProxyError(404, f"model {wanted} not found", code="model_not_found")
 
     async def action(self, request: web.Request) -> web.StreamResponse:
+        authenticate(request, request.app[RUNTIME].current.api_keys)
         tail = request.match_info["tail"]
         parts = tail.split(":")
         if len(parts) != 2 or not parts[0] or not parts[1]:
             raise ProxyError(404, f"{request.path} not found.")
         model, method = parts
         if method not in GENERATE_METHODS:
-            authenticate(request, request.app[RUNTIME].current.api_keys)
             raise ProxyError(404, f"method {method} is not supported by this proxy")
         return await run_pipeline(request, WireProtocol.GEMINI, path_model=model, stream=method == STREAM_METHOD)
 

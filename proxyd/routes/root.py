@@ -13,7 +13,7 @@ BANNER = {
 
 
 async def root(request: web.Request) -> web.StreamResponse:
-    return web.json_response({**BANNER, "server": f"proxyd/{__version__}"})
+    return web.json_response(BANNER, headers={"Server": f"proxyd/{__version__}"})
 
 
 def add_root_routes(app: web.Application) -> None:
