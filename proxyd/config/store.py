@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import inspect
 import os
 from collections.abc import Awaitable, Callable, Iterable
@@ -11,6 +12,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import attrs
+import bcrypt
 import structlog
 
 from proxyd.config.document import ConfigDocument
@@ -19,11 +21,13 @@ from proxyd.config.model import Config, attr_to_yaml_key, config_yaml_keys
 from proxyd.fsutil import atomic_write_text
 
 __all__ = [
+    "BCRYPT_PREFIXES",
     "ConfigChange",
     "ConfigLoadError",
     "ConfigStore",
     "Subscriber",
     "diff_configs",
+    "hash_plaintext_secret",
     "summarize_changes",
 ]
 
@@ -31,6 +35,9 @@ log = structlog.get_logger(__name__)
 
 Subscriber = Callable[["ConfigChange"], Awaitable[None] | None]
 _StatKey = tuple[int, int, int, int, int]
+
+BCRYPT_PREFIXES = ("$2a$", "$2b$", "$2y$")
+_BCRYPT_COST = 10  # Go's bcrypt.DefaultCost, as the reference
 
 # Leaf keys whose values are never logged.
 _SECRET_LEAVES = frozenset({"api-key", "api-keys", "secret-key", "upstream-api-key", "headers"})
@@ -134,6 +141,35 @@ def summarize_changes(old: Config, new: Config, changed: Iterable[str]) -> tuple
     return tuple(out)
 
 
+def hash_plaintext_secret(path: Path, result: LoadResult) -> LoadResult:
+    """Replace a plain-text ``remote-management.secret-key`` by its bcrypt hash, in memory and on disk.
+
+    Only that scalar changes in the file (comments and layout are kept). When the write-back
+    fails the hash is kept in memory only and the file is hashed again on the next load.
+    """
+    config, document = result.config, result.document
+    if config is None or document is None:
+        return result
+    secret = config.remote_management.secret_key
+    if not secret or secret.startswith(BCRYPT_PREFIXES):
+        return result
+    hashed = bcrypt.hashpw(secret.encode("utf-8"), bcrypt.gensalt(rounds=_BCRYPT_COST)).decode("ascii")
+    new_config = attrs.evolve(config, remote_management=attrs.evolve(config.remote_management, secret_key=hashed))
+    where = ("management", "secret-key") if config.config_version >= 8 else ("remote-management", "secret-key")
+    new_document = document.copy()
+    new_document.set(where, hashed)
+    text = new_document.dump()
+    digest = result.sha256
+    try:
+        atomic_write_text(path, text)
+        digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+        log.info("management key hashed and written back", path=str(path))
+    except OSError as exc:
+        log.warning("could not write the hashed management key back", path=str(path),
+                    error=exc.strerror or type(exc).__name__)
+    return LoadResult(new_config, new_document, result.problems, digest)
+
+
 def _subscriber_name(fn: Callable[..., Any]) -> str:
     return getattr(fn, "__qualname__", None) or repr(fn)
 
@@ -146,24 +182,30 @@ class ConfigStore:
     a valid snapshot. Subscribers receive a :class:`ConfigChange` after each effective swap.
     """
 
-    def __init__(self, path: Path, initial: LoadResult) -> None:
+    def __init__(self, path: Path, initial: LoadResult, *, hash_secret: bool = True) -> None:
         if not initial.ok or initial.config is None or initial.document is None:
             raise ValueError("ConfigStore needs a successfully loaded configuration")
         self._path = Path(path)
+        self._hash_secret = hash_secret
         self._result = initial
         self._subscribers: list[Subscriber] = []
         self._lock = asyncio.Lock()
         self._opened_stat = self._stat()
 
     @classmethod
-    def open(cls, path: Path) -> ConfigStore:
-        """Load ``path``; raises :class:`ConfigLoadError` listing every problem when it is invalid."""
+    def open(cls, path: Path, *, hash_secret: bool = True) -> ConfigStore:
+        """Load ``path``; raises :class:`ConfigLoadError` listing every problem when it is invalid.
+
+        With ``hash_secret`` a plain-text management key is bcrypt-hashed and written back (§1.1).
+        """
         result = load_config(Path(path))
         if not result.ok:
             raise ConfigLoadError(result.problems)
         for problem in result.warnings:
             log.warning("config warning", path=str(path), problem=str(problem), line=problem.line)
-        return cls(Path(path), result)
+        if hash_secret:
+            result = hash_plaintext_secret(Path(path), result)
+        return cls(Path(path), result, hash_secret=hash_secret)
 
     # ------------------------------------------------------------------ state
 
@@ -241,6 +283,8 @@ class ConfigStore:
             log.error("config reload failed", path=path, reason=reason,
                       problems=[str(p) for p in result.problems if p.severity == "error"])
             return False
+        if self._hash_secret:
+            result = await asyncio.to_thread(hash_plaintext_secret, self._path, result)
         old = self.current
         new = result.config
         changed = diff_configs(old, new)

@@ -369,3 +369,80 @@ async def test_watch_default_intervals_apply_within_two_seconds(store: ConfigSto
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
+
+
+# ------------------------------------------------------------------------------------ secret hashing
+
+SECRET_CONFIG = """\
+# management
+remote-management:
+  allow-remote: false
+  secret-key: "plain-mgmt-secret"  # will be hashed
+port: 8317
+"""
+
+
+def test_plaintext_secret_is_hashed_and_written_back(tmp_path: Path) -> None:
+    import bcrypt
+
+    path = tmp_path / "config.yaml"
+    path.write_text(SECRET_CONFIG)
+    store = ConfigStore.open(path)
+    hashed = store.current.remote_management.secret_key
+    assert hashed.startswith("$2")
+    assert bcrypt.checkpw(b"plain-mgmt-secret", hashed.encode())
+    text = path.read_text()
+    # only the secret line changes (its trailing comment may move by a column)
+    expected = SECRET_CONFIG.replace("plain-mgmt-secret", hashed).splitlines()
+    actual = text.splitlines()
+    assert [ln for ln in actual if "secret-key" not in ln] == [ln for ln in expected if "secret-key" not in ln]
+    (secret_line,) = [ln for ln in actual if "secret-key" in ln]
+    assert secret_line.startswith(f'  secret-key: "{hashed}"') and secret_line.endswith("# will be hashed")
+    assert store.sha256 == __import__("hashlib").sha256(text.encode()).hexdigest()
+    # an already-hashed key is left alone
+    again = ConfigStore.open(path)
+    assert again.current.remote_management.secret_key == hashed
+    assert path.read_text() == text
+
+
+def test_hashing_can_be_disabled(tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text(SECRET_CONFIG)
+    store = ConfigStore.open(path, hash_secret=False)
+    assert store.current.remote_management.secret_key == "plain-mgmt-secret"
+    assert path.read_text() == SECRET_CONFIG
+
+
+async def test_reload_hashes_a_new_plaintext_secret(store: ConfigStore, config_path: Path) -> None:
+    recorder = Recorder()
+    store.subscribe(recorder)
+    write(config_path, BASE + 'remote-management:\n  secret-key: "new-plain"\n')
+    assert await store.reload() is True
+    secret = store.current.remote_management.secret_key
+    assert secret.startswith("$2")
+    assert "new-plain" not in read(config_path)
+    assert recorder.changes[-1].changed == {"remote-management"}
+    assert "remote-management.secret-key: updated (redacted)" in recorder.changes[-1].summary
+    assert await store.reload() is False  # our own write-back is not a new change
+
+
+def test_failed_write_back_keeps_hash_in_memory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from proxyd.config import store as store_module
+
+    def refuse(path: Path, text: str, mode: int | None = None) -> None:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(store_module, "atomic_write_text", refuse)
+    path = tmp_path / "config.yaml"
+    path.write_text(SECRET_CONFIG)
+    store = ConfigStore.open(path)
+    assert store.current.remote_management.secret_key.startswith("$2")
+    assert path.read_text() == SECRET_CONFIG
+
+
+def test_v8_layout_secret_written_at_nested_path(tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text("config-version: 8\nmanagement:\n  secret-key: plain\n")
+    store = ConfigStore.open(path)
+    assert store.document.get(("management", "secret-key")) == store.current.remote_management.secret_key
+    assert "remote-management" not in path.read_text()
