@@ -19,6 +19,7 @@ from proxyd.http.error_handling import setup_error_handling
 from proxyd.http.request_id import setup_request_id
 from proxyd.keys import CLIENT_SESSION, CONFIG_STORE, PIPELINE, RUNTIME
 from proxyd.log import set_debug
+from proxyd.management import add_management_routes
 from proxyd.pipeline.runner import Pipeline
 from proxyd.routes.claude import add_claude_routes
 from proxyd.routes.gemini import add_gemini_routes
@@ -81,6 +82,7 @@ def create_app(config: Path | ConfigStore, *, watch: bool = True) -> web.Applica
     add_gemini_routes(app)
     add_oauth_callback_routes(app)
     add_panel_routes(app)
+    add_management_routes(app)
     setup_cors(app)
 
     app.cleanup_ctx.append(client_session_ctx)

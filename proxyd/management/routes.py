@@ -1,0 +1,158 @@
+"""``/v0/management/*`` route table (first slice: the config document endpoints of §3.6).
+
+Every handler is wrapped by :func:`guarded`: the availability guard and the key check of
+:mod:`proxyd.management.access` run only for routed paths (unknown paths and wrong methods fall through to
+the app's plain 404, as the reference's router does), after the CORS preflight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Awaitable, Callable
+
+import structlog
+from aiohttp import web
+
+from proxyd.config.load import parse_config_text
+from proxyd.keys import CONFIG_STORE
+from proxyd.management.access import ManagementAccess, build_headers
+from proxyd.management.config_view import config_json
+from proxyd.management.secret import env_password
+
+__all__ = ["MANAGEMENT_ACCESS", "PREFIX", "add_management_routes", "guarded"]
+
+log = structlog.get_logger(__name__)
+
+PREFIX = "/v0/management"
+MANAGEMENT_ACCESS = web.AppKey("proxyd.management_access", ManagementAccess)
+MAX_CONFIG_BYTES = 16 * 1024 * 1024
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _error(status: int, error: str, message: str | None = None) -> web.Response:
+    body = {"error": error} if message is None else {"error": error, "message": message}
+    return web.json_response(body, status=status)
+
+
+def guarded(handler: Handler) -> Handler:
+    """Wrap a management handler with the availability guard, the key check and the ``X-CPA-*`` headers."""
+
+    @functools.wraps(handler)
+    async def wrapper(request: web.Request) -> web.StreamResponse:
+        access = request.app[MANAGEMENT_ACCESS]
+        config = request.app[CONFIG_STORE].current
+        if not access.enabled(config):
+            raise web.HTTPNotFound()
+        headers = build_headers()
+        refusal = await access.check(request, config)
+        if refusal is not None:
+            refusal.headers.update(headers)
+            return refusal
+        try:
+            response = await handler(request)
+        except web.HTTPException as exc:
+            exc.headers.update(headers)
+            raise
+        except (asyncio.CancelledError, ConnectionResetError):
+            raise
+        except Exception:
+            log.exception("management handler failed", path=request.path)
+            response = _error(500, "internal server error")
+        if not response.prepared:
+            response.headers.update(headers)
+        return response
+
+    return wrapper
+
+
+# --------------------------------------------------------------------------------------------- handlers
+
+
+async def get_config(request: web.Request) -> web.StreamResponse:
+    """``GET /config``: the config as JSON (§1.8)."""
+    return web.json_response(config_json(request.app[CONFIG_STORE].current))
+
+
+async def get_config_yaml(request: web.Request) -> web.StreamResponse:
+    """``GET /config.yaml``: the file's bytes exactly as on disk."""
+    path = request.app[CONFIG_STORE].path
+    try:
+        data = await asyncio.to_thread(path.read_bytes)
+    except FileNotFoundError:
+        return _error(404, "not_found", "config file not found")
+    except OSError as exc:
+        return _error(500, "read_failed", f"failed to read config: {exc.strerror or type(exc).__name__}")
+    return web.Response(body=data, content_type="application/yaml", charset="utf-8",
+                        headers={"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"})
+
+
+class _TooLarge(Exception):
+    pass
+
+
+async def _read_body(request: web.Request, limit: int) -> bytes:
+    buf = bytearray()
+    async for chunk in request.content.iter_chunked(64 * 1024):
+        buf += chunk
+        if len(buf) > limit:
+            raise _TooLarge
+    return bytes(buf)
+
+
+async def put_config_yaml(request: web.Request) -> web.StreamResponse:
+    """``PUT /config.yaml``: validate the body with the config loader, write it verbatim, reload."""
+    store = request.app[CONFIG_STORE]
+    try:
+        data = await _read_body(request, MAX_CONFIG_BYTES)
+    except _TooLarge:
+        return _error(413, "invalid_yaml", f"config larger than {MAX_CONFIG_BYTES // (1024 * 1024)} MiB")
+    except Exception:
+        return _error(400, "invalid_yaml", "cannot read request body")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        return _error(400, "invalid_yaml", f"body is not valid UTF-8 (byte {exc.start})")
+    if not text.strip():
+        return _error(400, "invalid_yaml", "empty config")
+
+    checked = await asyncio.to_thread(parse_config_text, text, str(store.path))
+    if checked.document is None:  # not YAML, or not a mapping at the top
+        return _error(400, "invalid_yaml", "\n".join(str(p) for p in checked.errors))
+    if not checked.ok:
+        log.info("management config upload rejected", problems=[str(p) for p in checked.errors])
+        return _error(422, "invalid_config", "\n".join(str(p) for p in checked.errors))
+
+    try:
+        result = await store.write_text(text, reason="management")
+    except OSError as exc:
+        log.error("management config upload not written", path=str(store.path),
+                  error=exc.strerror or type(exc).__name__)
+        return _error(500, "write_failed", "failed to write config")
+    if not result.ok:
+        return _error(422, "invalid_config", "\n".join(str(p) for p in result.errors))
+    try:
+        await store.reload("management")
+    except Exception as exc:
+        log.exception("reload after management config upload failed", path=str(store.path))
+        return _error(500, "reload_failed", f"failed to reload config: {type(exc).__name__}")
+    log.info("config replaced through the management API", path=str(store.path))
+    return web.json_response({"ok": True, "changed": ["config"]})
+
+
+# -------------------------------------------------------------------------------------------- the table
+
+
+def add_management_routes(app: web.Application, *, env_secret: str | None = None) -> None:
+    """Register the management routes; ``MANAGEMENT_PASSWORD`` is read now (startup) unless given."""
+    secret = env_password() if env_secret is None else env_secret.strip()
+    app[MANAGEMENT_ACCESS] = ManagementAccess(secret)
+    if secret:
+        log.info("management password from the environment enabled; remote management forced on")
+    routes = [
+        web.get(f"{PREFIX}/config", guarded(get_config), allow_head=False),
+        web.get(f"{PREFIX}/config.yaml", guarded(get_config_yaml), allow_head=False),
+        web.put(f"{PREFIX}/config.yaml", guarded(put_config_yaml)),
+    ]
+    app.add_routes(routes)
