@@ -38,6 +38,12 @@ _StatKey = tuple[int, int, int, int, int]
 
 BCRYPT_PREFIXES = ("$2a$", "$2b$", "$2y$")
 _BCRYPT_COST = 10  # Go's bcrypt.DefaultCost, as the reference
+BCRYPT_MAX_BYTES = 72  # bcrypt reads no more of a password; longer keys are truncated on hash and check alike
+
+
+def bcrypt_input(secret: str) -> bytes:
+    """The bytes bcrypt hashes for `secret` (UTF-8, truncated to 72 bytes; bcrypt 5 refuses longer input)."""
+    return secret.encode("utf-8")[:BCRYPT_MAX_BYTES]
 
 # Leaf keys whose values are never logged.
 _SECRET_LEAVES = frozenset({"api-key", "api-keys", "secret-key", "upstream-api-key", "headers"})
@@ -153,7 +159,7 @@ def hash_plaintext_secret(path: Path, result: LoadResult) -> LoadResult:
     secret = config.remote_management.secret_key
     if not secret or secret.startswith(BCRYPT_PREFIXES):
         return result
-    hashed = bcrypt.hashpw(secret.encode("utf-8"), bcrypt.gensalt(rounds=_BCRYPT_COST)).decode("ascii")
+    hashed = bcrypt.hashpw(bcrypt_input(secret), bcrypt.gensalt(rounds=_BCRYPT_COST)).decode("ascii")
     new_config = attrs.evolve(config, remote_management=attrs.evolve(config.remote_management, secret_key=hashed))
     where = ("management", "secret-key") if config.config_version >= 8 else ("remote-management", "secret-key")
     new_document = document.copy()

@@ -15,13 +15,12 @@ from collections import OrderedDict
 
 import bcrypt
 
-from proxyd.config.store import BCRYPT_PREFIXES
+from proxyd.config.store import BCRYPT_PREFIXES, bcrypt_input
 
 __all__ = ["BCRYPT_PREFIXES", "ENV_PASSWORD", "SecretVerifier", "constant_time_equal", "env_password",
            "is_bcrypt_hash"]
 
 ENV_PASSWORD = "MANAGEMENT_PASSWORD"
-_BCRYPT_MAX_BYTES = 72  # bcrypt only reads this much of a password (Go's compare truncates the same way)
 
 
 def is_bcrypt_hash(value: str) -> bool:
@@ -41,7 +40,7 @@ def constant_time_equal(a: str, b: str) -> bool:
 
 def _checkpw(key: str, hashed: str) -> bool:
     try:
-        return bcrypt.checkpw(key.encode("utf-8")[:_BCRYPT_MAX_BYTES], hashed.encode("ascii"))
+        return bcrypt.checkpw(bcrypt_input(key), hashed.encode("ascii"))
     except (ValueError, UnicodeEncodeError):
         return False
 

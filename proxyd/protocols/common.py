@@ -1,4 +1,4 @@
-"""Small helpers several codecs share: data URLs, tool-argument JSON, finish-reason guessing."""
+"""Small helpers several codecs share: data URLs and tool-argument JSON."""
 
 from __future__ import annotations
 
@@ -6,8 +6,9 @@ import json
 import re
 from typing import Any
 
-_DATA_URL = re.compile(r"^data:(?P<type>[\w.+-]+/[\w.+-]+)?(?P<params>(?:;[\w-]+=[^;,]*)*)(?P<b64>;base64)?,(?P<data>.*)$",
-                       re.DOTALL)
+_DATA_URL = re.compile(
+    r"^data:(?P<type>[\w.+-]+/[\w.+-]+)?(?P<params>(?:;[\w-]+=[^;,]*)*)(?P<b64>;base64)?,(?P<data>.*)$", re.DOTALL
+)
 
 
 def parse_data_url(url: str) -> tuple[str, str] | None:

@@ -446,3 +446,20 @@ def test_v8_layout_secret_written_at_nested_path(tmp_path: Path) -> None:
     store = ConfigStore.open(path)
     assert store.document.get(("management", "secret-key")) == store.current.remote_management.secret_key
     assert "remote-management" not in path.read_text()
+
+
+async def test_long_plaintext_secret_is_hashed_not_fatal(tmp_path) -> None:
+    """bcrypt 5 refuses > 72-byte input; the store truncates like Go's compare does, so start-up survives."""
+    import bcrypt
+
+    from proxyd.config import ConfigStore
+    from proxyd.config.store import bcrypt_input
+
+    secret = "s" * 100
+    path = tmp_path / "config.yaml"
+    path.write_text(f'remote-management:\n  secret-key: "{secret}"\n')
+    store = ConfigStore.open(path)
+    hashed = store.current.remote_management.secret_key
+    assert hashed.startswith("$2")
+    assert bcrypt.checkpw(bcrypt_input(secret), hashed.encode())
+    assert secret not in path.read_text()
