@@ -1,18 +1,102 @@
-"""Build credentials from the provider lists in config.yaml."""
+"""Build credentials from the provider lists in config.yaml (routing.md §3.2, §5.2, §3.10)."""
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Protocol
 
-from proxyd.config import Config
+from proxyd.config import Config, ModelAlias
 from proxyd.credentials.model import Credential, ModelMapping, credential_id
+from proxyd.models import catalog
 from proxyd.protocols.base import WireProtocol
 
 
-def _unique(ids: Counter[str], base: str) -> str:
-    ids[base] += 1
-    n = ids[base] - 1
+class _KeyEntry(Protocol):
+    api_key: str
+    priority: int
+    prefix: str
+    base_url: str
+    proxy_url: str
+    headers: dict[str, str]
+    models: tuple[ModelAlias, ...]
+    excluded_models: tuple[str, ...]
+
+
+def wildcard_match(value: str, pattern: str) -> bool:
+    """`*` matches any run of characters (including none); every other character is literal."""
+    parts = pattern.split("*")
+    if len(parts) == 1:
+        return value == pattern
+    head, tail = parts[0], parts[-1]
+    start, end = len(head), len(value) - len(tail)
+    if end < start or not value.startswith(head) or not value.endswith(tail):
+        return False
+    for middle in parts[1:-1]:
+        found = value.find(middle, start, end)
+        if found < 0:
+            return False
+        start = found + len(middle)
+    return True
+
+
+def is_excluded(model_id: str, patterns: Iterable[str]) -> bool:
+    """Case-insensitive match against `excluded-models` patterns (already lower-cased by the config loader)."""
+    lowered = model_id.lower()
+    return any(wildcard_match(lowered, pattern) for pattern in patterns)
+
+
+def _unique(seen: Counter[str], base: str) -> str:
+    seen[base] += 1
+    n = seen[base] - 1
     return base if n == 0 else f"{base}-{n}"
+
+
+def _mappings(configured: Sequence[ModelAlias], default_section: str, excluded: Iterable[str],
+              owned_by: str, kind_type: str) -> tuple[ModelMapping, ...]:
+    patterns = tuple(excluded)
+    out: list[ModelMapping] = []
+    if configured:
+        for m in configured:
+            if not m.name or is_excluded(m.name, patterns):
+                continue
+            info = dict(catalog.find(m.name) or {})
+            info.update({"owned_by": owned_by, "type": kind_type})
+            out.append(ModelMapping(upstream=m.name, exposed=m.alias or m.name, info=info))
+        return tuple(out)
+    for entry in catalog.section(default_section):
+        model_id = str(entry["id"])
+        if not is_excluded(model_id, patterns):
+            out.append(ModelMapping(upstream=model_id, exposed=model_id, info=entry))
+    return tuple(out)
+
+
+def _api_key_credentials(entries: Sequence[_KeyEntry], *, family: str, kind: str, provider: str,
+                         protocol: WireProtocol, section: str, owned_by: str, default_base: str,
+                         id_parts: str, config: Config, seen: Counter[str],
+                         extra: Mapping[str, Any] | None = None) -> list[Credential]:
+    out: list[Credential] = []
+    for index, entry in enumerate(entries):
+        base = (entry.base_url or default_base).rstrip("/")
+        proxy = entry.proxy_url or config.proxy_url
+        parts = [entry.api_key, entry.base_url] + ([entry.proxy_url] if id_parts == "key-base-proxy" else [])
+        out.append(Credential(
+            id=_unique(seen, credential_id(f"{provider}:apikey", *parts)),
+            kind=kind,
+            provider=provider,
+            protocol=protocol,
+            base_url=base,
+            api_key=entry.api_key,
+            proxy_url=proxy,
+            headers=dict(entry.headers),
+            prefix=entry.prefix,
+            priority=entry.priority,
+            models=_mappings(entry.models, section, entry.excluded_models, owned_by, provider),
+            owned_by=owned_by,
+            source=f"config:{family}[{index}]",
+            options=dict(extra or {}),
+        ))
+    return out
 
 
 def openai_compat_credentials(config: Config, seen: Counter[str]) -> list[Credential]:
@@ -21,7 +105,11 @@ def openai_compat_credentials(config: Config, seen: Counter[str]) -> list[Creden
     for index, entry in enumerate(config.openai_compatibility):
         provider = (entry.name or "openai-compatibility").strip().lower()
         kind = f"openai-compatibility:{provider}"
-        models = tuple(ModelMapping(upstream=m.name, exposed=m.alias or m.name) for m in entry.models if m.name)
+        models = tuple(
+            ModelMapping(upstream=m.name, exposed=m.alias or m.name,
+                         info={"owned_by": entry.name or provider, "type": "openai-compatibility"})
+            for m in entry.models if m.name
+        )
         keys = list(entry.api_key_entries) or [None]
         for key_entry in keys:
             api_key = key_entry.api_key if key_entry is not None else ""
@@ -48,6 +136,27 @@ def openai_compat_credentials(config: Config, seen: Counter[str]) -> list[Creden
 
 
 def credentials_from_config(config: Config) -> list[Credential]:
-    """Every credential the config defines, in config order, with stable ids."""
+    """Every credential the config defines, in config order, with the reference's stable ids."""
     seen: Counter[str] = Counter()
-    return openai_compat_credentials(config, seen)
+    creds: list[Credential] = []
+    creds += _api_key_credentials(
+        config.gemini_api_key, family="gemini", kind="gemini", provider="gemini", protocol=WireProtocol.GEMINI,
+        section="gemini", owned_by="google", default_base="https://generativelanguage.googleapis.com",
+        id_parts="key-base", config=config, seen=seen)
+    creds += _api_key_credentials(
+        config.vertex_api_key, family="vertex", kind="vertex", provider="vertex", protocol=WireProtocol.GEMINI,
+        section="vertex", owned_by="google", default_base="https://aiplatform.googleapis.com",
+        id_parts="key-base-proxy", config=config, seen=seen)
+    for index, entry in enumerate(config.claude_api_key):
+        creds += _api_key_credentials(
+            [entry], family="claude", kind="claude", provider="claude", protocol=WireProtocol.CLAUDE,
+            section="claude", owned_by="anthropic", default_base="https://api.anthropic.com",
+            id_parts="key-base", config=config, seen=seen,
+            extra={"cloak": entry.cloak, "index": index})
+    for entry in config.codex_api_key:
+        creds += _api_key_credentials(
+            [entry], family="codex", kind="codex", provider="codex", protocol=WireProtocol.OPENAI_RESPONSES,
+            section="codex-pro", owned_by="openai", default_base="", id_parts="key-base", config=config,
+            seen=seen, extra={"websockets": entry.websockets})
+    creds += openai_compat_credentials(config, seen)
+    return creds

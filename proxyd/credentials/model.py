@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
+from typing import Any
 
 import attrs
 
@@ -12,10 +13,11 @@ from proxyd.protocols.base import WireProtocol
 
 @attrs.frozen
 class ModelMapping:
-    """One upstream model a credential serves and the id clients use for it."""
+    """One upstream model a credential serves, the id clients use for it, and its catalogue metadata."""
 
     upstream: str
     exposed: str
+    info: Mapping[str, Any] | None = attrs.field(default=None, eq=False, repr=False)
 
 
 @attrs.frozen
@@ -35,6 +37,7 @@ class Credential:
     models: tuple[ModelMapping, ...] = ()
     owned_by: str = ""
     source: str = ""
+    options: Mapping[str, Any] = attrs.field(factory=dict, eq=False, repr=False)  # kind-specific extras
 
 
 def credential_id(kind: str, *parts: str) -> str:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 import attrs
 
@@ -20,12 +21,13 @@ class Route:
 
 @attrs.frozen
 class ModelInfo:
-    """A listed model."""
+    """A listed model; `details` holds catalogue metadata (Gemini listing fields, limits, thinking ranges)."""
 
     id: str
     owned_by: str
     created: int
     display_name: str = ""
+    details: Mapping[str, Any] = attrs.field(factory=dict, eq=False, repr=False)
 
 
 class ModelRegistry:
@@ -39,10 +41,12 @@ class ModelRegistry:
         self._info: dict[str, ModelInfo] = {}
         for cred in credentials:
             pools: dict[str, list[str]] = {}
+            infos: dict[str, Mapping[str, Any]] = {}
             for mapping in cred.models:
                 pool = pools.setdefault(mapping.exposed, [])
                 if mapping.upstream not in pool:
                     pool.append(mapping.upstream)
+                infos.setdefault(mapping.exposed, mapping.info or {})
             for exposed, pool in pools.items():
                 names: list[str] = []
                 if cred.prefix:
@@ -50,14 +54,24 @@ class ModelRegistry:
                 if not cred.prefix or not force_model_prefix or exposed == cred.prefix:
                     names.append(exposed)
                 for name in names:
-                    self._add(name, Route(cred, tuple(pool)), cred.owned_by or cred.provider)
+                    self._add(name, Route(cred, tuple(pool)), self._model_info(name, cred, infos[exposed]))
 
-    def _add(self, model_id: str, route: Route, owned_by: str) -> None:
+    def _model_info(self, model_id: str, cred: Credential, info: Mapping[str, Any]) -> ModelInfo:
+        created = info.get("created")
+        return ModelInfo(
+            id=model_id,
+            owned_by=str(info.get("owned_by") or cred.owned_by or cred.provider),
+            created=created if isinstance(created, int) and created > 0 else self._created,
+            display_name=str(info.get("display_name") or ""),
+            details=info,
+        )
+
+    def _add(self, model_id: str, route: Route, info: ModelInfo) -> None:
         routes = self._routes.setdefault(model_id, [])
         if all(r.credential.id != route.credential.id for r in routes):
             routes.append(route)
         self._lower.setdefault(model_id.lower(), model_id)
-        self._info.setdefault(model_id, ModelInfo(id=model_id, owned_by=owned_by, created=self._created))
+        self._info[model_id] = info  # the last registration wins, as in the reference
 
     def routes(self, model: str) -> list[Route]:
         """Every credential serving `model` (exact id first, then case-insensitively), in config order."""

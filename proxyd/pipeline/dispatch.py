@@ -78,9 +78,11 @@ class DispatchStage:
 
     async def _attempt(self, exchange: Exchange, candidate: Candidate) -> None:
         assert exchange.translation is not None
-        body = exchange.translation.request_for(candidate.provider.protocol)
-        request = candidate.provider.build_request(
-            candidate.route.credential, candidate.upstream_model, body, stream=exchange.stream
+        provider = candidate.provider
+        body = exchange.translation.request_for(provider.protocol, candidate.upstream_model)
+        request = provider.build_request(
+            candidate.route.credential, candidate.upstream_model, body,
+            stream=exchange.stream or provider.always_streams, client_headers=exchange.request.headers,
         )
         reply: UpstreamReply = await send(exchange.session, request, timeouts_of(exchange))
         exchange.upstream = reply

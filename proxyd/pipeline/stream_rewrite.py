@@ -12,7 +12,7 @@ from aiohttp import web
 from proxyd.http.errors import ProxyError, UpstreamError
 from proxyd.pipeline.exchange import Exchange
 from proxyd.protocols.rewrite import ResponseRewriter
-from proxyd.protocols.sse import KEEPALIVE_COMMENT, SSEError, SSEEvent
+from proxyd.protocols.sse import KEEPALIVE_COMMENT, SSEError, SSEEvent, SSEParser
 
 MAX_UPSTREAM_BODY = 64 * 1024 * 1024
 SSE_HEADERS = {
@@ -61,8 +61,13 @@ class StreamRewriteStage:
             raw = await exchange.upstream.response.content.read(MAX_UPSTREAM_BODY)
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise UpstreamError(502, f"upstream body read failed: {exc}".encode()) from None
+        assert exchange.chosen is not None
         try:
-            body = rewriter.body(raw)
+            if exchange.chosen.provider.always_streams:
+                parser = SSEParser()
+                body = rewriter.stream_body([*parser.feed(raw), *parser.close()])
+            else:
+                body = rewriter.body(raw)
         except ValueError:
             raise ProxyError(502, "upstream answered with a body that is not valid JSON", type="server_error",
                              code="bad_upstream_response") from None

@@ -1,13 +1,21 @@
-"""Response rewriters: upstream body or SSE events → what the client protocol expects."""
+"""Response rewriters: the upstream's body or SSE events → what the client protocol expects.
+
+Same protocol: bytes pass through, only the model name is renamed back to the client's id. Different
+protocols: the upstream codec decodes into canonical events/responses and the client codec encodes them.
+"""
 
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable
 from typing import Protocol
 
-from proxyd.http.errors import ProxyError, UpstreamError
+from proxyd.http.errors import ErrorFamily, ProxyError, UpstreamError
 from proxyd.protocols import openai_completions
+from proxyd.protocols.aggregate import StreamAggregator
+from proxyd.protocols.base import WireProtocol
+from proxyd.protocols.codec import Codec
 from proxyd.protocols.sse import SSEEvent, frame
 
 _MODEL_FIELD = re.compile(rb'"model"\s*:\s*"(?:[^"\\]|\\.)*"')
@@ -16,14 +24,27 @@ DONE_FRAME = b"data: [DONE]\n\n"
 
 
 def rename_model(payload: bytes, model: bytes) -> bytes:
-    """Replace the first `"model": "..."` of a JSON text (the top-level one in OpenAI objects)."""
+    """Replace the first `"model": "..."` of a JSON text (the top-level one in OpenAI/Claude/Responses objects)."""
     return _MODEL_FIELD.sub(b'"model":' + model, payload, count=1)
+
+
+def error_status_message(error: ProxyError | UpstreamError) -> tuple[int, str]:
+    if isinstance(error, UpstreamError):
+        converted = error.to_proxy_error()
+        return converted.status, converted.message
+    return error.status, error.message
 
 
 class ResponseRewriter(Protocol):
     """Turns one upstream protocol's answer into the client protocol's, piece by piece."""
 
-    def body(self, upstream: bytes) -> bytes: ...
+    def body(self, upstream: bytes) -> bytes:
+        """A non-streaming upstream body → the client's body."""
+        ...
+
+    def stream_body(self, events: Iterable[SSEEvent]) -> bytes:
+        """A whole upstream SSE stream (the upstream always streams) → the client's non-streaming body."""
+        ...
 
     def event(self, event: SSEEvent) -> bytes: ...
 
@@ -37,30 +58,52 @@ def _openai_error_frame(error: ProxyError | UpstreamError) -> bytes:
         if error.body and error.is_json():
             return frame(error.body.strip())
         error = error.to_proxy_error()
-    from proxyd.http.errors import ErrorFamily
-
     return frame(json.dumps(error.body(ErrorFamily.OPENAI)).encode())
 
 
-class OpenAIChatPassthrough:
-    """Chat → chat: bytes kept as they are except the model name, which becomes the client's alias."""
+class SSEPassthrough:
+    """Same protocol: events relayed as they are (thinking signatures byte for byte), the model renamed."""
 
-    def __init__(self, client_model: str) -> None:
+    def __init__(self, protocol: WireProtocol, client_model: str, codec: Codec | None) -> None:
+        self._protocol = protocol
         self._model = json.dumps(client_model).encode()
+        self._client_model = client_model
+        self._codec = codec
 
     def body(self, upstream: bytes) -> bytes:
         return rename_model(upstream, self._model)
 
+    def stream_body(self, events: Iterable[SSEEvent]) -> bytes:
+        if self._protocol is WireProtocol.OPENAI_RESPONSES:
+            for event in events:
+                try:
+                    data = json.loads(event.data)
+                except ValueError:
+                    continue
+                if isinstance(data, dict) and data.get("type") in ("response.completed", "response.incomplete"):
+                    response = data.get("response")
+                    if isinstance(response, dict):
+                        return rename_model(json.dumps(response, ensure_ascii=False).encode(), self._model)
+            raise UpstreamError(408, b"stream error: stream disconnected before completion")
+        raise ProxyError(502, f"upstream {self._protocol} answered a stream to a non-streaming request",
+                         type="server_error")
+
     def event(self, event: SSEEvent) -> bytes:
-        if event.data.strip() == DONE:
+        data = event.data
+        if self._protocol is WireProtocol.OPENAI_CHAT and data.strip() == DONE:
             return b""  # re-emitted once at the clean end
-        return frame(rename_model(event.data, self._model))
+        if self._protocol is not WireProtocol.GEMINI:
+            data = rename_model(data, self._model)
+        return frame(data, event.event)
 
     def done(self) -> bytes:
-        return DONE_FRAME
+        return DONE_FRAME if self._protocol is WireProtocol.OPENAI_CHAT else b""
 
     def error_frame(self, error: ProxyError | UpstreamError) -> bytes:
-        return _openai_error_frame(error)
+        if self._protocol is WireProtocol.OPENAI_CHAT or self._codec is None:
+            return _openai_error_frame(error)
+        status, message = error_status_message(error)
+        return self._codec.stream_encoder(model=self._client_model).error(status, message)
 
 
 class CompletionsFromChat:
@@ -74,6 +117,9 @@ class CompletionsFromChat:
         out = openai_completions.chat_response_to_completion(chat)
         out["model"] = self._model
         return json.dumps(out, ensure_ascii=False).encode()
+
+    def stream_body(self, events: Iterable[SSEEvent]) -> bytes:
+        raise ProxyError(502, "upstream answered a stream to a non-streaming request", type="server_error")
 
     def event(self, event: SSEEvent) -> bytes:
         if event.data.strip() == DONE:
@@ -92,3 +138,46 @@ class CompletionsFromChat:
 
     def error_frame(self, error: ProxyError | UpstreamError) -> bytes:
         return _openai_error_frame(error)
+
+
+class CanonicalRewriter:
+    """Different protocols: upstream codec → canonical → client codec, incrementally for streams."""
+
+    def __init__(self, upstream: Codec, client: Codec, client_model: str) -> None:
+        self._upstream = upstream
+        self._client = client
+        self._model = client_model
+        self._decoder = upstream.stream_decoder()
+        self._encoder = client.stream_encoder(model=client_model)
+
+    def body(self, upstream: bytes) -> bytes:
+        data = json.loads(upstream)
+        if not isinstance(data, dict):
+            raise ValueError("upstream body is not a JSON object")
+        response = self._upstream.decode_response(data)
+        return json.dumps(self._client.encode_response(response, model=self._model), ensure_ascii=False).encode()
+
+    def stream_body(self, events: Iterable[SSEEvent]) -> bytes:
+        aggregator = StreamAggregator()
+        for event in events:
+            for canonical in self._decoder.decode(event):
+                aggregator.feed(canonical)
+        for canonical in self._decoder.close():
+            aggregator.feed(canonical)
+        if aggregator.error is not None:
+            raise UpstreamError(aggregator.error.status or 502, aggregator.error.message.encode())
+        if aggregator.finish is None and self._upstream.protocol is WireProtocol.OPENAI_RESPONSES:
+            raise UpstreamError(408, b"stream error: stream disconnected before completion")
+        encoded = self._client.encode_response(aggregator.response(), model=self._model)
+        return json.dumps(encoded, ensure_ascii=False).encode()
+
+    def event(self, event: SSEEvent) -> bytes:
+        return b"".join(self._encoder.encode(c) for c in self._decoder.decode(event))
+
+    def done(self) -> bytes:
+        tail = b"".join(self._encoder.encode(c) for c in self._decoder.close())
+        return tail + self._encoder.close()
+
+    def error_frame(self, error: ProxyError | UpstreamError) -> bytes:
+        status, message = error_status_message(error)
+        return self._encoder.error(status, message)

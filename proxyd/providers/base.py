@@ -54,14 +54,33 @@ class UpstreamReply:
 
 
 class Provider(Protocol):
-    """Builds upstream calls for one upstream kind; knows nothing about client protocols."""
+    """Builds upstream calls for one upstream kind; knows nothing about client protocols.
+
+    `always_streams`: the upstream is called with streaming even for non-streaming clients (Codex); the
+    pipeline then aggregates the stream into one answer.
+    """
 
     kind: str
     protocol: WireProtocol
+    always_streams: bool
 
     def build_request(
-        self, credential: Credential, upstream_model: str, body: dict[str, Any], *, stream: bool
+        self, credential: Credential, upstream_model: str, body: dict[str, Any], *, stream: bool,
+        client_headers: Mapping[str, str],
     ) -> UpstreamRequest: ...
+
+
+def custom_headers(configured: Mapping[str, str], client_headers: Mapping[str, str]) -> dict[str, str]:
+    """An entry's `headers:`; a value `$Name` copies the client's `Name` header (left out when absent)."""
+    out: dict[str, str] = {}
+    for name, value in configured.items():
+        if value.startswith("$") and len(value) > 1:
+            copied = client_headers.get(value[1:])
+            if copied:
+                out[name] = copied
+        else:
+            out[name] = value
+    return out
 
 
 def json_bytes(body: Mapping[str, Any]) -> bytes:

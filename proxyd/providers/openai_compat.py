@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from proxyd.credentials.model import Credential
 from proxyd.protocols.base import WireProtocol
-from proxyd.providers.base import UpstreamRequest, json_bytes
+from proxyd.providers.base import UpstreamRequest, custom_headers, json_bytes
 
 USER_AGENT = "cli-proxy-openai-compat"
 
@@ -16,9 +17,11 @@ class OpenAICompatProvider:
 
     kind = "openai-compatibility"
     protocol = WireProtocol.OPENAI_CHAT
+    always_streams = False
 
     def build_request(
-        self, credential: Credential, upstream_model: str, body: dict[str, Any], *, stream: bool
+        self, credential: Credential, upstream_model: str, body: dict[str, Any], *, stream: bool,
+        client_headers: Mapping[str, str],
     ) -> UpstreamRequest:
         payload = dict(body)
         payload["model"] = upstream_model
@@ -33,7 +36,7 @@ class OpenAICompatProvider:
             headers["Accept"] = "application/json"
         if credential.api_key:
             headers["Authorization"] = f"Bearer {credential.api_key}"
-        headers.update(credential.headers)
+        headers.update(custom_headers(credential.headers, client_headers))
         return UpstreamRequest(
             method="POST",
             url=f"{credential.base_url}/chat/completions",

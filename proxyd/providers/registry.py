@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from proxyd.providers.base import Provider
+from proxyd.providers.claude import ClaudeProvider
+from proxyd.providers.codex import CodexProvider
+from proxyd.providers.gemini import GeminiProvider, VertexProvider
 from proxyd.providers.openai_compat import OpenAICompatProvider
 
 PROVIDERS: dict[str, Provider] = {
-    OpenAICompatProvider.kind: OpenAICompatProvider(),
+    provider.kind: provider
+    for provider in (OpenAICompatProvider(), GeminiProvider(), VertexProvider(), ClaudeProvider(), CodexProvider())
 }
 
 

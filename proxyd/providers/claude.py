@@ -1,0 +1,64 @@
+"""Claude API keys: the Anthropic Messages API (`{base}/v1/messages?beta=true`)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+from proxyd.credentials.model import Credential
+from proxyd.protocols.base import WireProtocol
+from proxyd.providers.base import UpstreamRequest, custom_headers, json_bytes
+
+ANTHROPIC_VERSION = "2023-06-01"
+DEFAULT_BETAS = "claude-code-20250219,interleaved-thinking-2025-05-14"
+DEFAULT_USER_AGENT = "claude-cli/2.1.63 (external, cli)"
+_PASSED_CLIENT_HEADERS = ("anthropic-version", "anthropic-beta")
+
+
+def uses_x_api_key(credential: Credential) -> bool:
+    """Anthropic's own API takes `x-api-key`; custom base URLs (proxies, Kimi…) take a Bearer token."""
+    parts = urlsplit(credential.base_url)
+    return parts.scheme == "https" and parts.hostname == "api.anthropic.com"
+
+
+class ClaudeProvider:
+    """Messages API over HTTP; `anthropic-version`/`anthropic-beta` from the client are kept."""
+
+    kind = "claude"
+    protocol = WireProtocol.CLAUDE
+    always_streams = False
+
+    def build_request(
+        self, credential: Credential, upstream_model: str, body: dict[str, Any], *, stream: bool,
+        client_headers: Mapping[str, str],
+    ) -> UpstreamRequest:
+        payload = dict(body)
+        payload["model"] = upstream_model
+        betas = payload.pop("betas", None)
+        if stream:
+            payload["stream"] = True
+        else:
+            payload.pop("stream", None)
+        headers = {
+            "Content-Type": "application/json",
+            "Anthropic-Version": client_headers.get("anthropic-version") or ANTHROPIC_VERSION,
+            "Accept": "text/event-stream" if stream else "application/json",
+        }
+        beta = client_headers.get("anthropic-beta") or DEFAULT_BETAS
+        extra = [betas] if isinstance(betas, str) else [b for b in betas or () if isinstance(b, str)]
+        headers["Anthropic-Beta"] = ",".join([beta, *extra]) if extra else beta
+        agent = client_headers.get("user-agent", "")
+        headers["User-Agent"] = agent if agent.startswith("claude-cli") else DEFAULT_USER_AGENT
+        if uses_x_api_key(credential):
+            headers["x-api-key"] = credential.api_key
+        elif credential.api_key:
+            headers["Authorization"] = f"Bearer {credential.api_key}"
+        headers.update(custom_headers(credential.headers, client_headers))
+        return UpstreamRequest(
+            method="POST",
+            url=f"{credential.base_url}/v1/messages?beta=true",
+            headers=headers,
+            body=json_bytes(payload),
+            proxy_url=credential.proxy_url,
+        )

@@ -1,0 +1,54 @@
+"""Gemini API keys (Generative Language API) and Vertex API keys (express mode): generateContent over HTTP."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import quote
+
+from proxyd.credentials.model import Credential
+from proxyd.protocols.base import WireProtocol
+from proxyd.providers.base import UpstreamRequest, custom_headers, json_bytes
+
+
+def _gemini_body(body: dict[str, Any]) -> dict[str, Any]:
+    payload = dict(body)
+    payload.pop("model", None)  # the model is in the URL
+    payload.pop("session_id", None)
+    return payload
+
+
+class GeminiProvider:
+    """`gemini-api-key`: `{base}/v1beta/models/{model}:generateContent` / `:streamGenerateContent?alt=sse`."""
+
+    kind = "gemini"
+    protocol = WireProtocol.GEMINI
+    always_streams = False
+    version_path = "/v1beta/models"
+
+    def url(self, credential: Credential, model: str, *, stream: bool) -> str:
+        action = "streamGenerateContent?alt=sse" if stream else "generateContent"
+        return f"{credential.base_url}{self.version_path}/{quote(model, safe='')}:{action}"
+
+    def build_request(
+        self, credential: Credential, upstream_model: str, body: dict[str, Any], *, stream: bool,
+        client_headers: Mapping[str, str],
+    ) -> UpstreamRequest:
+        headers = {"Content-Type": "application/json", "x-goog-api-key": credential.api_key}
+        if stream:
+            headers["Accept"] = "text/event-stream"
+        headers.update(custom_headers(credential.headers, client_headers))
+        return UpstreamRequest(
+            method="POST",
+            url=self.url(credential, upstream_model, stream=stream),
+            headers=headers,
+            body=json_bytes(_gemini_body(body)),
+            proxy_url=credential.proxy_url,
+        )
+
+
+class VertexProvider(GeminiProvider):
+    """`vertex-api-key`: `{base}/v1/publishers/google/models/{model}:{action}` with `x-goog-api-key`."""
+
+    kind = "vertex"
+    version_path = "/v1/publishers/google/models"
