@@ -1,0 +1,1181 @@
+"""Gemini `generateContent` / `streamGenerateContent` (v1beta) ↔ the canonical model.
+
+Mapping decisions (the lossy ones are listed in docs/compatibility.md too):
+- Roles: `model` ↔ assistant; `user`, `function`, `tool` and unknown roles → user.
+- `functionCall` ↔ ToolCallPart: `args` (object) ↔ JSON text; the call's `id` when Gemini gave one, else a minted
+  `call_…`; a part's `thoughtSignature` → `signature` with `signature_source=GEMINI`.
+- `functionResponse` ↔ ToolResultPart, paired to the earlier call by `id`, else the oldest unanswered call of that
+  name, else the oldest unanswered call. `response` → text: the string of `{"result"|"output"|"content": str}`,
+  `{"error": x}` → `is_error` with x's text, anything else → its compact JSON. Encoding: `{"output": text}`, or the
+  object itself when the text is a JSON object (no double encoding), `{"error": text}` for errors; images of a
+  tool result follow as `inlineData`/`fileData` parts of the same user turn.
+- `thought: true` parts ↔ ThinkingPart. A `thoughtSignature` on a non-thought text part (or a part holding only a
+  signature) becomes an empty ThinkingPart carrying the signature just before that part; encoding attaches a
+  pending Gemini signature to the next part. Foreign signatures are dropped; a function call without a Gemini
+  signature gets `skip_thought_signature_validator` (Gemini 3 rejects replayed calls without one).
+- Thinking: `thinkingBudget` ↔ `Reasoning.budget_tokens`, `thinkingLevel` ↔ `effort`, `includeThoughts` ↔
+  `include_thoughts`. A budget without a level also fills `effort` through BUDGET_TO_EFFORT; encoding prefers
+  the budget and turns an effort into one with EFFORT_TO_BUDGET (budgets work on every thinking Gemini model).
+- `safetySettings` are not canonical: dropped on decode; requests for Gemini get DEFAULT_SAFETY_SETTINGS.
+- Not expressible in Gemini: `ToolChoice.parallel`, `Request.user`, more than 5 stop sequences (the first 5 are
+  sent), non-Gemini built-in tools (web search maps to `googleSearch`, others are dropped), provider file ids
+  (sent as a text note). Not expressible canonically: `allowedFunctionNames` with several names (→ required),
+  mode VALIDATED (→ auto), `text/x.enum` responses, `cachedContent`, non-text system parts, streamed
+  `inlineData` (no canonical stream event for images).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import mimetypes
+from collections.abc import Mapping
+from typing import Any
+
+from proxyd.protocols.base import WireProtocol
+from proxyd.protocols.canonical import (
+    FilePart,
+    Finish,
+    FinishReason,
+    Generation,
+    ImagePart,
+    Message,
+    Part,
+    Reasoning,
+    Request,
+    Response,
+    ResponseFormat,
+    StreamError,
+    StreamEvent,
+    StreamStart,
+    TextDelta,
+    TextPart,
+    ThinkingDelta,
+    ThinkingPart,
+    ThinkingSignature,
+    Tool,
+    ToolCallDelta,
+    ToolCallEnd,
+    ToolCallPart,
+    ToolCallStart,
+    ToolChoice,
+    ToolResultPart,
+    Usage,
+    UsageUpdate,
+)
+from proxyd.protocols.codec import CodecError
+from proxyd.protocols.common import arguments_to_object, object_to_arguments, parse_data_url
+from proxyd.protocols.gemini_schema import clean_schema_for_gemini, openapi_to_json_schema
+from proxyd.protocols.ids import new_id, now
+from proxyd.protocols.sse import SSEEvent, frame
+
+SENTINEL_SIGNATURE = "skip_thought_signature_validator"
+
+DEFAULT_SAFETY_SETTINGS: tuple[dict[str, str], ...] = (
+    {"category": "HARM_CATEGORY_HARASSMENT", "threshold": "OFF"},
+    {"category": "HARM_CATEGORY_HATE_SPEECH", "threshold": "OFF"},
+    {"category": "HARM_CATEGORY_SEXUALLY_EXPLICIT", "threshold": "OFF"},
+    {"category": "HARM_CATEGORY_DANGEROUS_CONTENT", "threshold": "OFF"},
+    {"category": "HARM_CATEGORY_CIVIC_INTEGRITY", "threshold": "BLOCK_NONE"},
+)
+
+EFFORT_TO_BUDGET: dict[str, int] = {
+    "none": 0, "minimal": 512, "low": 1024, "medium": 8192, "high": 24576, "xhigh": 32768, "max": 128000,
+    "auto": -1,
+}
+"""Canonical effort → `thinkingBudget` (translation.md §6.3)."""
+
+
+def budget_to_effort(budget: int) -> str | None:
+    """`thinkingBudget` → canonical effort (§6.3 bands); -1 (dynamic) has no effort."""
+    if budget == 0:
+        return "none"
+    if budget < 0:
+        return None
+    for limit, effort in ((512, "minimal"), (1024, "low"), (8192, "medium"), (24576, "high")):
+        if budget <= limit:
+            return effort
+    return "xhigh"
+
+
+_MAX_STOP_SEQUENCES = 5
+_RESULT_KEYS = ("result", "output", "content")
+_FILTER_REASONS = frozenset({"SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", "IMAGE_SAFETY",
+                             "IMAGE_PROHIBITED_CONTENT", "IMAGE_RECITATION", "LANGUAGE"})
+_ERROR_REASONS = frozenset({"MALFORMED_FUNCTION_CALL", "UNEXPECTED_TOOL_CALL", "TOO_MANY_TOOL_CALLS",
+                            "MISSING_THOUGHT_SIGNATURE", "MALFORMED_RESPONSE"})
+_GEMINI_BUILTINS = {
+    "googleSearch": "googleSearch", "google_search": "googleSearch",
+    "googleSearchRetrieval": "googleSearchRetrieval", "google_search_retrieval": "googleSearchRetrieval",
+    "codeExecution": "codeExecution", "code_execution": "codeExecution",
+    "urlContext": "urlContext", "url_context": "urlContext",
+    "fileSearch": "fileSearch", "file_search": "fileSearch",
+    "googleMaps": "googleMaps", "google_maps": "googleMaps",
+    "computerUse": "computerUse", "computer_use": "computerUse",
+    "enterpriseWebSearch": "enterpriseWebSearch", "enterprise_web_search": "enterpriseWebSearch",
+    "retrieval": "retrieval",
+}
+_STATUS_NAMES = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",
+                 409: "ABORTED", 413: "INVALID_ARGUMENT", 429: "RESOURCE_EXHAUSTED", 499: "CANCELLED",
+                 500: "INTERNAL", 501: "UNIMPLEMENTED", 502: "UNAVAILABLE", 503: "UNAVAILABLE",
+                 504: "DEADLINE_EXCEEDED"}
+
+
+def status_name(status: int) -> str:
+    """The google.rpc status name Gemini puts next to an HTTP code."""
+    if status in _STATUS_NAMES:
+        return _STATUS_NAMES[status]
+    return "INTERNAL" if status >= 500 else "INVALID_ARGUMENT" if status >= 400 else "UNKNOWN"
+
+
+def error_body(status: int, message: str) -> dict[str, Any]:
+    """Google's error envelope."""
+    return {"error": {"code": status, "message": message, "status": status_name(status)}}
+
+
+# ============================================================================================ small helpers
+
+
+def _get(obj: Mapping[str, Any], camel: str, snake: str | None = None) -> Any:
+    """A field by its camelCase name or its snake_case alias (Gemini's JSON accepts both)."""
+    if camel in obj:
+        return obj[camel]
+    if snake is not None:
+        return obj.get(snake)
+    return None
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _json_text(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def _is_image(mime: str, uri: str = "") -> bool:
+    if mime:
+        return mime.lower().startswith("image/")
+    guessed, _ = mimetypes.guess_type(uri.split("?", 1)[0]) if uri else (None, None)
+    return bool(guessed and guessed.startswith("image/"))
+
+
+def _guess_mime(uri: str, fallback: str) -> str:
+    guessed, _ = mimetypes.guess_type(uri.split("?", 1)[0])
+    return guessed or fallback
+
+
+def _parse_time(value: Any) -> int:
+    if isinstance(value, str) and value:
+        text = value.strip().replace("Z", "+00:00")
+        if "." in text:  # Gemini sends nanoseconds; datetime takes at most microseconds
+            head, _, rest = text.partition(".")
+            digits = "".join(c for c in rest if c.isdigit())
+            text = f"{head}.{digits[:6]}{rest[len(digits):]}"
+        try:
+            return int(_dt.datetime.fromisoformat(text).timestamp())
+        except ValueError:
+            return 0
+    return 0
+
+
+def _format_time(created: int) -> str:
+    return _dt.datetime.fromtimestamp(created, _dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _unwrap_envelope(body: Any) -> Any:
+    """Gemini CLI / Code Assist wraps responses as `{"response": {...}}`."""
+    if isinstance(body, Mapping) and isinstance(body.get("response"), Mapping) and "candidates" not in body:
+        return body["response"]
+    return body
+
+
+def _blob_part(mime: str, data: str | None, url: str | None, fallback_mime: str) -> dict[str, Any] | None:
+    """inlineData for base64 or data URLs, fileData for other URLs."""
+    if data:
+        return {"inlineData": {"mimeType": mime or fallback_mime, "data": data}}
+    if url:
+        parsed = parse_data_url(url)
+        if parsed is not None:
+            return {"inlineData": {"mimeType": mime or parsed[0], "data": parsed[1]}}
+        return {"fileData": {"mimeType": mime or _guess_mime(url, fallback_mime), "fileUri": url}}
+    return None
+
+
+def _media_part(part: ImagePart | FilePart) -> dict[str, Any] | None:
+    if isinstance(part, ImagePart):
+        return _blob_part(part.media_type, part.data, part.url, "image/jpeg")
+    encoded = _blob_part(part.media_type, part.data, part.url, "application/octet-stream")
+    if encoded is not None:
+        return encoded
+    if part.file_id:
+        if "/" in part.file_id:  # a Gemini Files API name or URI
+            return {"fileData": {"mimeType": part.media_type or "application/octet-stream",
+                                 "fileUri": part.file_id}}
+        label = part.filename or part.file_id
+        return {"text": f"[file {label} is not available to this model]"}
+    return None
+
+
+def _code_text(part: Mapping[str, Any]) -> str | None:
+    """`executableCode` / `codeExecutionResult` parts rendered as text (no canonical equivalent)."""
+    code = _get(part, "executableCode", "executable_code")
+    if isinstance(code, Mapping):
+        language = code.get("language")
+        lang = language.lower() if isinstance(language, str) and language != "LANGUAGE_UNSPECIFIED" else ""
+        return f"\n```{lang}\n{code.get('code', '')}\n```\n"
+    result = _get(part, "codeExecutionResult", "code_execution_result")
+    if isinstance(result, Mapping):
+        output = result.get("output", "")
+        return f"\n```\n{output}\n```\n"
+    return None
+
+
+def _tool_result_text(response: Any) -> tuple[str, bool]:
+    """A `functionResponse.response` → (text, is_error)."""
+    if isinstance(response, Mapping):
+        if len(response) == 1:
+            key, value = next(iter(response.items()))
+            if key in _RESULT_KEYS and isinstance(value, str):
+                return value, False
+            if key == "error":
+                return (value if isinstance(value, str) else _json_text(value)), True
+        return _json_text(response), False
+    if isinstance(response, str):
+        return response, False
+    if response is None:
+        return "", False
+    return _json_text(response), False
+
+
+def _tool_response_object(text: str, is_error: bool) -> dict[str, Any]:
+    """Tool-result text → `functionResponse.response` (a JSON object text is embedded, not double-encoded)."""
+    if is_error:
+        return {"error": text}
+    stripped = text.strip()
+    if stripped.startswith("{"):
+        try:
+            value = json.loads(stripped)
+        except ValueError:
+            value = None
+        if isinstance(value, dict) and not (len(value) == 1 and next(iter(value)) in (*_RESULT_KEYS, "error")):
+            return value
+    return {"output": text}
+
+
+def _gemini_finish(reason: FinishReason | None) -> str:
+    if reason is FinishReason.LENGTH:
+        return "MAX_TOKENS"
+    if reason in (FinishReason.CONTENT_FILTER, FinishReason.REFUSAL):
+        return "SAFETY"
+    if reason is FinishReason.ERROR:
+        return "OTHER"
+    return "STOP"
+
+
+def _canonical_finish(native: str | None, saw_tool_call: bool) -> FinishReason:
+    value = (native or "").upper()
+    if value == "MAX_TOKENS":
+        return FinishReason.LENGTH
+    if value in _FILTER_REASONS:
+        return FinishReason.CONTENT_FILTER
+    if value in _ERROR_REASONS:
+        return FinishReason.ERROR
+    return FinishReason.TOOL_CALLS if saw_tool_call else FinishReason.STOP
+
+
+def _int(value: Any) -> int:
+    return int(value) if _is_number(value) else 0
+
+
+def usage_from_gemini(meta: Any) -> Usage | None:
+    """`usageMetadata` → canonical Usage (output = candidates + thoughts; tool-use prompt counts as input)."""
+    if not isinstance(meta, Mapping):
+        return None
+    prompt = _int(meta.get("promptTokenCount")) + _int(meta.get("toolUsePromptTokenCount"))
+    candidates = _int(meta.get("candidatesTokenCount"))
+    thoughts = _int(meta.get("thoughtsTokenCount"))
+    total = meta.get("totalTokenCount")
+    return Usage(input_tokens=prompt, output_tokens=candidates + thoughts, cached_tokens=_int(
+        meta.get("cachedContentTokenCount")), reasoning_tokens=thoughts,
+        total_tokens=int(total) if _is_number(total) else None)
+
+
+def usage_to_gemini(usage: Usage) -> dict[str, Any]:
+    """Canonical Usage → `usageMetadata` in Gemini's convention (candidates exclude thoughts)."""
+    out: dict[str, Any] = {
+        "promptTokenCount": usage.input_tokens,
+        "candidatesTokenCount": max(usage.output_tokens - usage.reasoning_tokens, 0),
+        "totalTokenCount": usage.total,
+    }
+    if usage.reasoning_tokens:
+        out["thoughtsTokenCount"] = usage.reasoning_tokens
+    if usage.cached_tokens:
+        out["cachedContentTokenCount"] = usage.cached_tokens
+    return out
+
+
+# ============================================================================================ response parts
+
+
+class _PartEncoder:
+    """Canonical assistant parts → Gemini parts, carrying a pending Gemini signature onto the next part."""
+
+    def __init__(self, *, sentinel: bool = False) -> None:
+        self.pending: str | None = None
+        self.sentinel = sentinel  # requests: unsigned function calls get SENTINEL_SIGNATURE
+
+    def take(self, own: str | None = None) -> str | None:
+        signature = own or self.pending
+        self.pending = None
+        return signature
+
+    def encode(self, part: Part) -> dict[str, Any] | None:
+        if isinstance(part, TextPart):
+            if not part.text:
+                return None
+            out: dict[str, Any] = {"text": part.text}
+        elif isinstance(part, ThinkingPart):
+            own = part.signature if part.signature_source is WireProtocol.GEMINI else None
+            if not part.text:
+                if own:
+                    self.pending = own
+                return None
+            out = {"text": part.text, "thought": True}
+            if own:
+                out["thoughtSignature"] = own
+            return out
+        elif isinstance(part, ToolCallPart):
+            call: dict[str, Any] = {"name": part.name, "args": arguments_to_object(part.arguments)}
+            if part.id:
+                call["id"] = part.id
+            out = {"functionCall": call}
+            own = part.signature if part.signature_source is WireProtocol.GEMINI else None
+            signature = self.take(own) or (SENTINEL_SIGNATURE if self.sentinel else None)
+            if signature:
+                out["thoughtSignature"] = signature
+            return out
+        elif isinstance(part, ImagePart | FilePart):
+            media = _media_part(part)
+            if media is None:
+                return None
+            out = media
+        else:
+            return None
+        signature = self.take()
+        if signature:
+            out["thoughtSignature"] = signature
+        return out
+
+
+def _decode_media(part: Mapping[str, Any], where: str) -> Part | None:
+    inline = _get(part, "inlineData", "inline_data")
+    if inline is not None:
+        if not isinstance(inline, Mapping):
+            raise CodecError(f"{where}.inlineData", "must be an object")
+        mime = _get(inline, "mimeType", "mime_type") or ""
+        data = inline.get("data")
+        if not isinstance(mime, str) or not isinstance(data, str):
+            raise CodecError(f"{where}.inlineData", "needs string mimeType and data")
+        if _is_image(mime):
+            return ImagePart(media_type=mime, data=data)
+        return FilePart(media_type=mime, data=data)
+    file_data = _get(part, "fileData", "file_data")
+    if file_data is not None:
+        if not isinstance(file_data, Mapping):
+            raise CodecError(f"{where}.fileData", "must be an object")
+        mime = _get(file_data, "mimeType", "mime_type") or ""
+        uri = _get(file_data, "fileUri", "file_uri")
+        if not isinstance(mime, str) or not isinstance(uri, str) or not uri:
+            raise CodecError(f"{where}.fileData", "needs a string fileUri")
+        if _is_image(mime, uri):
+            return ImagePart(media_type=mime, url=uri)
+        return FilePart(media_type=mime, url=uri)
+    return None
+
+
+# ============================================================================================ the codec
+
+
+class GeminiCodec:
+    """Gemini generateContent bodies ↔ canonical (client side and upstream side)."""
+
+    protocol = WireProtocol.GEMINI
+
+    # ---------------------------------------------------------------------------------- client: request
+
+    def decode_request(self, body: dict[str, Any], *, model: str, stream: bool) -> Request:
+        if not isinstance(body, Mapping):
+            raise CodecError("", "request body must be a JSON object")
+        if "contents" not in body and isinstance(body.get("request"), Mapping):
+            body = body["request"]  # a Gemini CLI envelope
+        contents = body.get("contents")
+        if not isinstance(contents, list) or not contents:
+            raise CodecError("contents", "must be a non-empty array")
+        messages = _RequestDecoder().decode(contents)
+        return Request(
+            model=model,
+            messages=tuple(messages),
+            system=self._decode_system(_get(body, "systemInstruction", "system_instruction")),
+            tools=self._decode_tools(body.get("tools")),
+            tool_choice=self._decode_tool_choice(_get(body, "toolConfig", "tool_config")),
+            generation=self._decode_generation(_get(body, "generationConfig", "generation_config")),
+            reasoning=self._decode_reasoning(_get(body, "generationConfig", "generation_config")),
+            stream=stream,
+        )
+
+    @staticmethod
+    def _decode_system(system: Any) -> tuple[TextPart, ...]:
+        if system is None:
+            return ()
+        if isinstance(system, str):
+            return (TextPart(system),) if system else ()
+        if not isinstance(system, Mapping):
+            raise CodecError("systemInstruction", "must be a Content object")
+        parts = system.get("parts", [])
+        if isinstance(parts, Mapping):
+            parts = [parts]
+        if not isinstance(parts, list):
+            raise CodecError("systemInstruction.parts", "must be an array")
+        out: list[TextPart] = []
+        for i, part in enumerate(parts):
+            if not isinstance(part, Mapping):
+                raise CodecError(f"systemInstruction.parts[{i}]", "must be an object")
+            text = part.get("text")
+            if text is None:
+                continue  # non-text system parts have no canonical place
+            if not isinstance(text, str):
+                raise CodecError(f"systemInstruction.parts[{i}].text", "must be a string")
+            if text:
+                out.append(TextPart(text))
+        return tuple(out)
+
+    @staticmethod
+    def _decode_tools(tools: Any) -> tuple[Tool, ...]:
+        if tools is None:
+            return ()
+        if isinstance(tools, Mapping):
+            tools = [tools]
+        if not isinstance(tools, list):
+            raise CodecError("tools", "must be an array")
+        out: list[Tool] = []
+        for i, tool in enumerate(tools):
+            if not isinstance(tool, Mapping):
+                raise CodecError(f"tools[{i}]", "must be an object")
+            for key, value in tool.items():
+                if key in ("functionDeclarations", "function_declarations"):
+                    if not isinstance(value, list):
+                        raise CodecError(f"tools[{i}].functionDeclarations", "must be an array")
+                    for j, decl in enumerate(value):
+                        out.append(_decode_declaration(decl, f"tools[{i}].functionDeclarations[{j}]"))
+                else:
+                    out.append(Tool(name=_GEMINI_BUILTINS.get(key, key), description="",
+                                    builtin={key: value}, builtin_protocol=WireProtocol.GEMINI))
+        return tuple(out)
+
+    @staticmethod
+    def _decode_tool_choice(config: Any) -> ToolChoice | None:
+        if config is None:
+            return None
+        if not isinstance(config, Mapping):
+            raise CodecError("toolConfig", "must be an object")
+        calling = _get(config, "functionCallingConfig", "function_calling_config")
+        if calling is None:
+            return None
+        if not isinstance(calling, Mapping):
+            raise CodecError("toolConfig.functionCallingConfig", "must be an object")
+        mode = calling.get("mode")
+        if mode is not None and not isinstance(mode, str):
+            raise CodecError("toolConfig.functionCallingConfig.mode", "must be a string")
+        names = _get(calling, "allowedFunctionNames", "allowed_function_names")
+        if names is not None and (not isinstance(names, list) or not all(isinstance(n, str) for n in names)):
+            raise CodecError("toolConfig.functionCallingConfig.allowedFunctionNames", "must be an array of strings")
+        mode = (mode or "").upper()
+        if mode == "NONE":
+            return ToolChoice(mode="none")
+        if mode == "ANY":
+            if names and len(set(names)) == 1:
+                return ToolChoice(mode="tool", name=names[0])
+            return ToolChoice(mode="required")
+        if mode in ("AUTO", "VALIDATED"):
+            return ToolChoice(mode="auto")
+        return None
+
+    @staticmethod
+    def _decode_generation(config: Any) -> Generation:
+        if config is None:
+            return Generation()
+        if not isinstance(config, Mapping):
+            raise CodecError("generationConfig", "must be an object")
+
+        def number(camel: str, snake: str, integer: bool = False) -> Any:
+            value = _get(config, camel, snake)
+            if value is None:
+                return None
+            if not _is_number(value) or (integer and float(value) != int(value)):
+                raise CodecError(f"generationConfig.{camel}", "must be an integer" if integer else "must be a number")
+            return int(value) if integer else float(value)
+
+        stop = _get(config, "stopSequences", "stop_sequences")
+        if stop is None:
+            stop = []
+        elif isinstance(stop, str):
+            stop = [stop]
+        if not isinstance(stop, list) or not all(isinstance(s, str) for s in stop):
+            raise CodecError("generationConfig.stopSequences", "must be an array of strings")
+        return Generation(
+            max_tokens=number("maxOutputTokens", "max_output_tokens", integer=True),
+            temperature=number("temperature", "temperature"),
+            top_p=number("topP", "top_p"),
+            top_k=number("topK", "top_k", integer=True),
+            stop=tuple(stop),
+            seed=number("seed", "seed", integer=True),
+            presence_penalty=number("presencePenalty", "presence_penalty"),
+            frequency_penalty=number("frequencyPenalty", "frequency_penalty"),
+            candidate_count=number("candidateCount", "candidate_count", integer=True),
+            response_format=_decode_response_format(config),
+        )
+
+    @staticmethod
+    def _decode_reasoning(config: Any) -> Reasoning | None:
+        if not isinstance(config, Mapping):
+            return None
+        thinking = _get(config, "thinkingConfig", "thinking_config")
+        if thinking is None:
+            return None
+        if not isinstance(thinking, Mapping):
+            raise CodecError("generationConfig.thinkingConfig", "must be an object")
+        budget = _get(thinking, "thinkingBudget", "thinking_budget")
+        if budget is not None and (not _is_number(budget) or float(budget) != int(budget)):
+            raise CodecError("generationConfig.thinkingConfig.thinkingBudget", "must be an integer")
+        include = _get(thinking, "includeThoughts", "include_thoughts")
+        if include is not None and not isinstance(include, bool):
+            raise CodecError("generationConfig.thinkingConfig.includeThoughts", "must be a boolean")
+        level = _get(thinking, "thinkingLevel", "thinking_level")
+        if level is not None and not isinstance(level, str):
+            raise CodecError("generationConfig.thinkingConfig.thinkingLevel", "must be a string")
+        effort = level.lower() if level and level.upper() != "THINKING_LEVEL_UNSPECIFIED" else None
+        budget_tokens = int(budget) if budget is not None else None
+        if effort is None and budget_tokens is not None:
+            effort = budget_to_effort(budget_tokens)
+        if effort is None and budget_tokens is None and include is None:
+            return None
+        return Reasoning(effort=effort, budget_tokens=budget_tokens, include_thoughts=include)
+
+    # ---------------------------------------------------------------------------------- client: response
+
+    def encode_response(self, response: Response, *, model: str) -> dict[str, Any]:
+        encoder = _PartEncoder()
+        parts = [p for p in (encoder.encode(part) for part in response.content) if p is not None]
+        if encoder.pending:
+            parts.append({"text": "", "thoughtSignature": encoder.pending})
+        candidate: dict[str, Any] = {
+            "content": {"role": "model", "parts": parts or [{"text": ""}]},
+            "finishReason": _gemini_finish(response.finish_reason),
+            "index": 0,
+        }
+        out: dict[str, Any] = {"candidates": [candidate]}
+        if response.usage is not None:
+            out["usageMetadata"] = usage_to_gemini(response.usage)
+        out["modelVersion"] = model
+        if response.created:
+            out["createTime"] = _format_time(response.created)
+        out["responseId"] = response.id or new_id("resp_")
+        return out
+
+    def stream_encoder(self, *, model: str) -> GeminiStreamEncoder:
+        return GeminiStreamEncoder(model=model)
+
+    # ---------------------------------------------------------------------------------- upstream: request
+
+    def encode_request(self, request: Request, *, model: str) -> dict[str, Any]:
+        body: dict[str, Any] = {"contents": _encode_contents(request.messages)}
+        system = [{"text": p.text} for p in request.system if p.text]
+        if system:
+            body["systemInstruction"] = {"parts": system}
+        declarations: list[dict[str, Any]] = []
+        builtins: list[dict[str, Any]] = []
+        for tool in request.tools:
+            if tool.builtin is not None:
+                mapped = _builtin_for_gemini(tool)
+                if mapped is not None and mapped not in builtins:
+                    builtins.append(mapped)
+                continue
+            declarations.append(_encode_declaration(tool))
+        tools: list[dict[str, Any]] = []
+        if declarations:
+            tools.append({"functionDeclarations": declarations})
+        tools.extend(builtins)
+        if tools:
+            body["tools"] = tools
+        if declarations and request.tool_choice is not None:
+            body["toolConfig"] = {"functionCallingConfig": _encode_tool_choice(request.tool_choice)}
+        generation = _encode_generation(request.generation, request.reasoning)
+        if generation:
+            body["generationConfig"] = generation
+        body["safetySettings"] = [dict(s) for s in DEFAULT_SAFETY_SETTINGS]
+        return body
+
+    # ---------------------------------------------------------------------------------- upstream: response
+
+    def decode_response(self, body: dict[str, Any]) -> Response:
+        body = _unwrap_envelope(body)
+        if not isinstance(body, Mapping):
+            raise CodecError("", "upstream response must be a JSON object")
+        content: list[Part] = []
+        native: str | None = None
+        saw_tool_call = False
+        candidates = body.get("candidates")
+        candidate = candidates[0] if isinstance(candidates, list) and candidates else None
+        if isinstance(candidate, Mapping):
+            raw = candidate.get("content")
+            parts = raw.get("parts") if isinstance(raw, Mapping) else None
+            for part in parts if isinstance(parts, list) else ():
+                if isinstance(part, Mapping):
+                    content.extend(_decode_response_part(part))
+            saw_tool_call = any(isinstance(p, ToolCallPart) for p in content)
+            reason = _get(candidate, "finishReason", "finish_reason")
+            native = reason if isinstance(reason, str) else None
+        finish = _canonical_finish(native, saw_tool_call)
+        feedback = _get(body, "promptFeedback", "prompt_feedback")
+        if candidate is None and isinstance(feedback, Mapping) and feedback.get("blockReason"):
+            native = str(feedback["blockReason"])
+            finish = FinishReason.CONTENT_FILTER
+        response_id = body.get("responseId")
+        model = body.get("modelVersion")
+        return Response(
+            id=response_id if isinstance(response_id, str) and response_id else new_id("resp_"),
+            model=model if isinstance(model, str) else "",
+            content=tuple(content),
+            finish_reason=finish,
+            usage=usage_from_gemini(_get(body, "usageMetadata", "usage_metadata")),
+            created=_parse_time(body.get("createTime")) or now(),
+            native_finish_reason=native,
+        )
+
+    def stream_decoder(self) -> GeminiStreamDecoder:
+        return GeminiStreamDecoder()
+
+
+# ============================================================================================ request decoding
+
+
+def _decode_declaration(decl: Any, where: str) -> Tool:
+    if not isinstance(decl, Mapping):
+        raise CodecError(where, "must be an object")
+    name = decl.get("name")
+    if not isinstance(name, str) or not name:
+        raise CodecError(f"{where}.name", "must be a non-empty string")
+    description = decl.get("description") or ""
+    if not isinstance(description, str):
+        raise CodecError(f"{where}.description", "must be a string")
+    schema = _get(decl, "parametersJsonSchema", "parameters_json_schema")
+    if schema is None:
+        parameters = decl.get("parameters")
+        schema = openapi_to_json_schema(parameters) if parameters is not None else None
+    if schema is None:
+        schema = {"type": "object", "properties": {}}
+    if not isinstance(schema, Mapping):
+        raise CodecError(f"{where}.parameters", "must be an object")
+    return Tool(name=name, description=description, parameters=dict(schema))
+
+
+def _decode_response_format(config: Mapping[str, Any]) -> ResponseFormat | None:
+    mime = _get(config, "responseMimeType", "response_mime_type")
+    if mime is not None and not isinstance(mime, str):
+        raise CodecError("generationConfig.responseMimeType", "must be a string")
+    schema = _get(config, "responseJsonSchema", "response_json_schema")
+    if schema is None:
+        schema = config.get("_responseJsonSchema")
+    if schema is None:
+        raw = _get(config, "responseSchema", "response_schema")
+        schema = openapi_to_json_schema(raw) if raw is not None else None
+    if schema is not None and not isinstance(schema, Mapping):
+        raise CodecError("generationConfig.responseSchema", "must be an object")
+    if (mime or "").lower() != "application/json":
+        return None
+    if schema is not None:
+        return ResponseFormat(type="json_schema", schema=dict(schema))
+    return ResponseFormat(type="json_object")
+
+
+class _RequestDecoder:
+    """Gemini `contents` → canonical messages, pairing function responses with their calls."""
+
+    def __init__(self) -> None:
+        self.open_calls: list[tuple[str, str]] = []  # (id, name), unanswered, oldest first
+
+    def decode(self, contents: list[Any]) -> list[Message]:
+        messages: list[Message] = []
+        for i, content in enumerate(contents):
+            where = f"contents[{i}]"
+            if not isinstance(content, Mapping):
+                raise CodecError(where, "must be an object")
+            role = content.get("role")
+            if role is not None and not isinstance(role, str):
+                raise CodecError(f"{where}.role", "must be a string")
+            parts = content.get("parts")
+            if parts is None:
+                parts = []
+            if isinstance(parts, Mapping):
+                parts = [parts]
+            if not isinstance(parts, list):
+                raise CodecError(f"{where}.parts", "must be an array")
+            out: list[Part] = []
+            for j, part in enumerate(parts):
+                out.extend(self._part(part, f"{where}.parts[{j}]"))
+            if out:
+                messages.append(Message(role="assistant" if role == "model" else "user", parts=tuple(out)))
+        return messages
+
+    def _pair(self, call_id: str | None, name: str) -> str:
+        if call_id:
+            for k, (cid, _) in enumerate(self.open_calls):
+                if cid == call_id:
+                    del self.open_calls[k]
+                    return call_id
+            return call_id
+        for k, (cid, cname) in enumerate(self.open_calls):
+            if cname == name:
+                del self.open_calls[k]
+                return cid
+        if self.open_calls:
+            return self.open_calls.pop(0)[0]
+        return new_id("call_")
+
+    def _part(self, part: Any, where: str) -> list[Part]:
+        if not isinstance(part, Mapping):
+            raise CodecError(where, "must be an object")
+        signature = _get(part, "thoughtSignature", "thought_signature")
+        if signature is not None and not isinstance(signature, str):
+            raise CodecError(f"{where}.thoughtSignature", "must be a string")
+        sig_part: list[Part] = (
+            [ThinkingPart(signature=signature, signature_source=WireProtocol.GEMINI)] if signature else [])
+        if "text" in part:
+            text = part["text"]
+            if not isinstance(text, str):
+                raise CodecError(f"{where}.text", "must be a string")
+            if part.get("thought") is True:
+                return [ThinkingPart(text=text, signature=signature or None,
+                                     signature_source=WireProtocol.GEMINI if signature else None)]
+            return [*sig_part, TextPart(text)] if text else sig_part
+        call = _get(part, "functionCall", "function_call")
+        if call is not None:
+            if not isinstance(call, Mapping):
+                raise CodecError(f"{where}.functionCall", "must be an object")
+            name = call.get("name")
+            if not isinstance(name, str) or not name:
+                raise CodecError(f"{where}.functionCall.name", "must be a non-empty string")
+            args = call.get("args")
+            if args is not None and not isinstance(args, Mapping):
+                raise CodecError(f"{where}.functionCall.args", "must be an object")
+            call_id = call.get("id")
+            if call_id is not None and not isinstance(call_id, str):
+                raise CodecError(f"{where}.functionCall.id", "must be a string")
+            call_id = call_id or new_id("call_")
+            self.open_calls.append((call_id, name))
+            return [ToolCallPart(id=call_id, name=name, arguments=object_to_arguments(dict(args or {})),
+                                 signature=signature or None,
+                                 signature_source=WireProtocol.GEMINI if signature else None)]
+        response = _get(part, "functionResponse", "function_response")
+        if response is not None:
+            return [self._function_response(response, f"{where}.functionResponse")]
+        media = _decode_media(part, where)
+        if media is not None:
+            return [*sig_part, media]
+        code = _code_text(part)
+        if code is not None:
+            return [*sig_part, TextPart(code)]
+        return sig_part
+
+    def _function_response(self, response: Any, where: str) -> ToolResultPart:
+        if not isinstance(response, Mapping):
+            raise CodecError(where, "must be an object")
+        name = response.get("name")
+        if name is not None and not isinstance(name, str):
+            raise CodecError(f"{where}.name", "must be a string")
+        call_id = response.get("id")
+        if call_id is not None and not isinstance(call_id, str):
+            raise CodecError(f"{where}.id", "must be a string")
+        text, is_error = _tool_result_text(response.get("response"))
+        content: list[TextPart | ImagePart | FilePart] = [TextPart(text)] if text else []
+        extra = response.get("parts")
+        if isinstance(extra, list):
+            for k, sub in enumerate(extra):
+                if isinstance(sub, Mapping):
+                    media = _decode_media(sub, f"{where}.parts[{k}]")
+                    if isinstance(media, ImagePart | FilePart):
+                        content.append(media)
+        return ToolResultPart(tool_call_id=self._pair(call_id, name or ""), content=tuple(content),
+                              name=name or None, is_error=is_error)
+
+
+# ============================================================================================ request encoding
+
+
+def _encode_contents(messages: tuple[Message, ...]) -> list[dict[str, Any]]:
+    names: dict[str, str] = {}
+    contents: list[dict[str, Any]] = []
+    for message in messages:
+        encoder = _PartEncoder(sentinel=message.role == "assistant")
+        responses: list[dict[str, Any]] = []
+        parts: list[dict[str, Any]] = []
+        for part in message.parts:
+            if isinstance(part, ToolCallPart):
+                names[part.id] = part.name
+            if isinstance(part, ToolResultPart):
+                responses.append(_encode_tool_result(part, names))
+                parts.extend(m for m in (_media_part(c) for c in part.content
+                                         if isinstance(c, ImagePart | FilePart)) if m is not None)
+                continue
+            encoded = encoder.encode(part)
+            if encoded is not None:
+                parts.append(encoded)
+        if encoder.pending:
+            for encoded in reversed(parts):
+                if "thoughtSignature" not in encoded:
+                    encoded["thoughtSignature"] = encoder.pending
+                    break
+        all_parts = responses + parts
+        if all_parts:
+            contents.append({"role": "model" if message.role == "assistant" else "user", "parts": all_parts})
+    return contents
+
+
+def _encode_tool_result(part: ToolResultPart, names: Mapping[str, str]) -> dict[str, Any]:
+    text = "\n".join(c.text for c in part.content if isinstance(c, TextPart))
+    name = part.name or names.get(part.tool_call_id) or "unknown"
+    response: dict[str, Any] = {"name": name, "response": _tool_response_object(text, part.is_error)}
+    if part.tool_call_id:
+        response["id"] = part.tool_call_id
+    return {"functionResponse": response}
+
+
+def _encode_declaration(tool: Tool) -> dict[str, Any]:
+    decl: dict[str, Any] = {"name": tool.name}
+    if tool.description:
+        decl["description"] = tool.description
+    schema = clean_schema_for_gemini(tool.parameters)
+    if schema.get("properties"):
+        decl["parameters"] = schema
+    return decl
+
+
+def _builtin_for_gemini(tool: Tool) -> dict[str, Any] | None:
+    raw = tool.builtin or {}
+    for key, value in raw.items():
+        if key in _GEMINI_BUILTINS:
+            return {_GEMINI_BUILTINS[key]: value if isinstance(value, Mapping) else {}}
+    kind = raw.get("type")
+    if isinstance(kind, str) and kind.startswith("web_search"):
+        return {"googleSearch": {}}
+    return None
+
+
+def _encode_tool_choice(choice: ToolChoice) -> dict[str, Any]:
+    if choice.mode == "none":
+        return {"mode": "NONE"}
+    if choice.mode == "required":
+        return {"mode": "ANY"}
+    if choice.mode == "tool" and choice.name:
+        return {"mode": "ANY", "allowedFunctionNames": [choice.name]}
+    return {"mode": "AUTO"}
+
+
+def _encode_generation(gen: Generation, reasoning: Reasoning | None) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in (("maxOutputTokens", gen.max_tokens), ("temperature", gen.temperature),
+                       ("topP", gen.top_p), ("topK", gen.top_k), ("seed", gen.seed),
+                       ("presencePenalty", gen.presence_penalty), ("frequencyPenalty", gen.frequency_penalty),
+                       ("candidateCount", gen.candidate_count)):
+        if value is not None:
+            out[key] = value
+    if gen.stop:
+        out["stopSequences"] = list(gen.stop[:_MAX_STOP_SEQUENCES])
+    fmt = gen.response_format
+    if fmt is not None and fmt.type != "text":
+        out["responseMimeType"] = "application/json"
+        if fmt.type == "json_schema" and fmt.schema is not None:
+            out["responseSchema"] = clean_schema_for_gemini(fmt.schema, object_root=False)
+    thinking = _encode_thinking(reasoning)
+    if thinking:
+        out["thinkingConfig"] = thinking
+    return out
+
+
+def _encode_thinking(reasoning: Reasoning | None) -> dict[str, Any]:
+    if reasoning is None:
+        return {}
+    budget = reasoning.budget_tokens
+    if budget is None and reasoning.effort is not None:
+        budget = EFFORT_TO_BUDGET.get(reasoning.effort.lower())
+    out: dict[str, Any] = {}
+    if budget is not None:
+        out["thinkingBudget"] = budget
+    include = reasoning.include_thoughts
+    if include is None and budget is not None:
+        include = budget != 0
+    if include is not None:
+        out["includeThoughts"] = include
+    return out
+
+
+# ============================================================================================ response decoding
+
+
+def _decode_response_part(part: Mapping[str, Any]) -> list[Part]:
+    signature = _get(part, "thoughtSignature", "thought_signature")
+    signature = signature if isinstance(signature, str) and signature else None
+    sig_part: list[Part] = (
+        [ThinkingPart(signature=signature, signature_source=WireProtocol.GEMINI)] if signature else [])
+    text = part.get("text")
+    if isinstance(text, str):
+        if part.get("thought") is True:
+            return [ThinkingPart(text=text, signature=signature,
+                                 signature_source=WireProtocol.GEMINI if signature else None)]
+        return [*sig_part, TextPart(text)] if text else sig_part
+    call = _get(part, "functionCall", "function_call")
+    if isinstance(call, Mapping):
+        name = call.get("name")
+        call_id = call.get("id")
+        return [ToolCallPart(id=call_id if isinstance(call_id, str) and call_id else new_id("call_"),
+                             name=name if isinstance(name, str) else "",
+                             arguments=object_to_arguments(call.get("args") or {}),
+                             signature=signature, signature_source=WireProtocol.GEMINI if signature else None)]
+    try:
+        media = _decode_media(part, "part")
+    except CodecError:
+        media = None
+    if media is not None:
+        return [*sig_part, media]
+    code = _code_text(part)
+    if code is not None:
+        return [*sig_part, TextPart(code)]
+    return sig_part
+
+
+# ============================================================================================ streams
+
+
+class GeminiStreamDecoder:
+    """Gemini SSE chunks (`data: <GenerateContentResponse>`, or CLI `{"response": …}`) → canonical events."""
+
+    def __init__(self) -> None:
+        self.started = False
+        self.finished = False
+        self.tool_index = 0
+        self.last_usage: Usage | None = None
+        self.failed = False
+
+    def decode(self, event: SSEEvent) -> list[StreamEvent]:
+        if self.failed:
+            return []
+        data = event.data.strip()
+        if not data or data == b"[DONE]":
+            return []
+        try:
+            parsed = json.loads(data)
+        except ValueError:
+            return []
+        chunks = parsed if isinstance(parsed, list) else [parsed]
+        out: list[StreamEvent] = []
+        for chunk in chunks:
+            out.extend(self._chunk(chunk, event.event))
+        return out
+
+    def _chunk(self, chunk: Any, name: str | None) -> list[StreamEvent]:
+        if isinstance(chunk, Mapping) and isinstance(chunk.get("error"), Mapping):
+            return self._error(chunk["error"])
+        chunk = _unwrap_envelope(chunk)
+        if not isinstance(chunk, Mapping):
+            return []
+        if name == "error" or isinstance(chunk.get("error"), Mapping):
+            return self._error(chunk.get("error") if isinstance(chunk.get("error"), Mapping) else chunk)
+        out: list[StreamEvent] = []
+        if not self.started:
+            self.started = True
+            response_id = chunk.get("responseId")
+            model = chunk.get("modelVersion")
+            out.append(StreamStart(id=response_id if isinstance(response_id, str) else "",
+                                   model=model if isinstance(model, str) else "",
+                                   created=_parse_time(chunk.get("createTime")) or now()))
+        candidates = chunk.get("candidates")
+        candidate = candidates[0] if isinstance(candidates, list) and candidates else None
+        native: str | None = None
+        if isinstance(candidate, Mapping):
+            content = candidate.get("content")
+            parts = content.get("parts") if isinstance(content, Mapping) else None
+            for part in parts if isinstance(parts, list) else ():
+                if isinstance(part, Mapping):
+                    out.extend(self._part(part))
+            reason = _get(candidate, "finishReason", "finish_reason")
+            native = reason if isinstance(reason, str) and reason else None
+        feedback = _get(chunk, "promptFeedback", "prompt_feedback")
+        blocked = (candidate is None and isinstance(feedback, Mapping) and feedback.get("blockReason"))
+        usage = usage_from_gemini(_get(chunk, "usageMetadata", "usage_metadata"))
+        if native is not None and not self.finished:
+            self.finished = True
+            out.append(Finish(reason=_canonical_finish(native, self.tool_index > 0), native=native))
+        elif blocked and not self.finished:
+            self.finished = True
+            out.append(Finish(reason=FinishReason.CONTENT_FILTER, native=str(feedback["blockReason"])))
+        if usage is not None and usage != self.last_usage:
+            self.last_usage = usage
+            out.append(UsageUpdate(usage))
+        return out
+
+    def _part(self, part: Mapping[str, Any]) -> list[StreamEvent]:
+        signature = _get(part, "thoughtSignature", "thought_signature")
+        signature = signature if isinstance(signature, str) and signature else None
+        sig_event: list[StreamEvent] = [ThinkingSignature(signature, WireProtocol.GEMINI)] if signature else []
+        text = part.get("text")
+        if isinstance(text, str):
+            if part.get("thought") is True:
+                return [*([ThinkingDelta(text)] if text else []), *sig_event]
+            return [*sig_event, *([TextDelta(text)] if text else [])]
+        call = _get(part, "functionCall", "function_call")
+        if isinstance(call, Mapping):
+            index = self.tool_index
+            self.tool_index += 1
+            call_id = call.get("id")
+            name = call.get("name")
+            return [ToolCallStart(index=index, id=call_id if isinstance(call_id, str) and call_id else new_id("call_"),
+                                  name=name if isinstance(name, str) else "", signature=signature,
+                                  signature_source=WireProtocol.GEMINI if signature else None),
+                    ToolCallDelta(index=index, arguments=object_to_arguments(call.get("args") or {})),
+                    ToolCallEnd(index=index)]
+        code = _code_text(part)
+        if code is not None:
+            return [*sig_event, TextDelta(code)]
+        return sig_event  # inlineData / fileData: no canonical stream event for media
+
+    def _error(self, error: Mapping[str, Any]) -> list[StreamEvent]:
+        self.failed = True
+        code = error.get("code")
+        message = error.get("message")
+        status = error.get("status")
+        return [StreamError(status=int(code) if _is_number(code) else 500,
+                            message=message if isinstance(message, str) else _json_text(error),
+                            type=status if isinstance(status, str) else None)]
+
+    def close(self) -> list[StreamEvent]:
+        if not self.started or self.finished or self.failed:
+            return []
+        self.finished = True
+        return [Finish(reason=FinishReason.TOOL_CALLS if self.tool_index else FinishReason.STOP)]
+
+
+class _OpenCall:
+    __slots__ = ("args", "id", "name", "signature")
+
+    def __init__(self, call_id: str, name: str, signature: str | None) -> None:
+        self.id = call_id
+        self.name = name
+        self.signature = signature
+        self.args: list[str] = []
+
+
+class GeminiStreamEncoder:
+    """Canonical events → Gemini SSE: one `data: <GenerateContentResponse>` chunk per new part; whole function
+    calls at their end; the last chunk carries finishReason and usageMetadata; no terminator."""
+
+    def __init__(self, *, model: str) -> None:
+        self.model = model
+        self.response_id = ""
+        self.any_event = False
+        self.calls: dict[int, _OpenCall] = {}
+        self.parts = _PartEncoder()
+        self.finish: Finish | None = None
+        self.usage: Usage | None = None
+        self.saw_tool_call = False
+        self.done = False
+
+    def _chunk(self, parts: list[dict[str, Any]], *, final: bool = False) -> bytes:
+        candidate: dict[str, Any] = {"content": {"role": "model", "parts": parts}, "index": 0}
+        body: dict[str, Any] = {"candidates": [candidate]}
+        if final:
+            reason = self.finish.reason if self.finish is not None else (
+                FinishReason.TOOL_CALLS if self.saw_tool_call else FinishReason.STOP)
+            candidate["finishReason"] = _gemini_finish(reason)
+            if self.usage is not None:
+                body["usageMetadata"] = usage_to_gemini(self.usage)
+        body["modelVersion"] = self.model
+        if not self.response_id:
+            self.response_id = new_id("resp_")
+        body["responseId"] = self.response_id
+        return frame(_json_text(body).encode())
+
+    def _flush_calls(self) -> bytes:
+        return b"".join(self._emit_call(index) for index in sorted(self.calls))
+
+    def _emit_call(self, index: int) -> bytes:
+        call = self.calls.pop(index, None)
+        if call is None:
+            return b""
+        part = self.parts.encode(ToolCallPart(id=call.id, name=call.name, arguments="".join(call.args),
+                                              signature=call.signature,
+                                              signature_source=WireProtocol.GEMINI if call.signature else None))
+        return self._chunk([part]) if part is not None else b""
+
+    def _final(self) -> bytes:
+        if self.done:
+            return b""
+        out = self._flush_calls()
+        parts: list[dict[str, Any]] = [{"text": ""}]
+        if self.parts.pending:
+            parts = [{"text": "", "thoughtSignature": self.parts.take()}]
+        self.done = True
+        return out + self._chunk(parts, final=True)
+
+    def encode(self, event: StreamEvent) -> bytes:
+        if self.done:
+            return b""
+        self.any_event = True
+        if isinstance(event, StreamStart):
+            if event.id and not self.response_id:
+                self.response_id = event.id
+            return b""
+        if isinstance(event, TextDelta | ThinkingDelta):
+            if not event.text:
+                return b""
+            canonical = TextPart(event.text) if isinstance(event, TextDelta) else ThinkingPart(text=event.text)
+            part = self.parts.encode(canonical)
+            return self._chunk([part]) if part is not None else b""
+        if isinstance(event, ThinkingSignature):
+            if event.source is WireProtocol.GEMINI and event.signature:
+                self.parts.pending = event.signature
+            return b""
+        if isinstance(event, ToolCallStart):
+            self.saw_tool_call = True
+            signature = event.signature if event.signature_source is WireProtocol.GEMINI else None
+            self.calls[event.index] = _OpenCall(event.id or new_id("call_"), event.name, signature)
+            return b""
+        if isinstance(event, ToolCallDelta):
+            call = self.calls.get(event.index)
+            if call is None:
+                self.saw_tool_call = True
+                call = self.calls[event.index] = _OpenCall(new_id("call_"), "", None)
+            call.args.append(event.arguments)
+            return b""
+        if isinstance(event, ToolCallEnd):
+            return self._emit_call(event.index)
+        if isinstance(event, UsageUpdate):
+            self.usage = event.usage
+            return self._final() if self.finish is not None else b""
+        if isinstance(event, Finish):
+            self.finish = event
+            return self._flush_calls()
+        if isinstance(event, StreamError):
+            return self.error(event.status, event.message)
+        return b""
+
+    def close(self) -> bytes:
+        if self.done or not self.any_event:
+            return b""
+        return self._final()
+
+    def error(self, status: int, message: str) -> bytes:
+        if self.done:
+            return b""
+        self.done = True
+        return frame(_json_text(error_body(status, message)).encode(), event="error")
