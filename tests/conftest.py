@@ -48,6 +48,24 @@ def tmp_config(tmp_path: Path) -> Callable[..., Path]:
 # Other areas (proxyd app/server fixtures, config helpers, ...) add their fixtures below.
 
 
+@pytest.fixture
+async def fake_claude() -> AsyncIterator[object]:
+    """A started FakeClaudeUpstream; ``fake_claude.base_url`` (no ``/v1``) is a claude-api-key base-url."""
+    from fakes import FakeClaudeUpstream
+
+    async with FakeClaudeUpstream() as upstream:
+        yield upstream
+
+
+@pytest.fixture
+async def fake_codex() -> AsyncIterator[object]:
+    """A started FakeCodexUpstream; ``fake_codex.base_url`` is a codex base-url (posts go to ``/responses``)."""
+    from fakes import FakeCodexUpstream
+
+    async with FakeCodexUpstream() as upstream:
+        yield upstream
+
+
 # --------------------------------------------------------------------------- proxyd servers
 
 
