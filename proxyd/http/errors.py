@@ -23,7 +23,7 @@ def family_for_path(path: str) -> ErrorFamily:
     """The error envelope for a request path (Claude and Gemini routes have their own)."""
     if path.startswith("/v1/messages"):
         return ErrorFamily.CLAUDE
-    if path.startswith("/v1beta") or path.startswith("/v1internal"):
+    if path.startswith(("/v1beta", "/v1internal")) or (path.startswith("/v1/models/") and ":" in path):
         return ErrorFamily.GEMINI
     return ErrorFamily.OPENAI
 

@@ -49,4 +49,6 @@ def add_gemini_routes(app: web.Application) -> None:
     app.router.add_get("/v1beta/models", h.list_models)
     app.router.add_get("/v1beta/models/{tail:.+}", h.get_model)
     app.router.add_post("/v1beta/models/{tail:.+}", h.action)
+    # google-genai ≥ 2 defaults to API version v1: serve its generateContent calls too.
+    app.router.add_post("/v1/models/{tail:.+}", h.action)
 

@@ -34,13 +34,24 @@ def claude_model_list(models: list[ModelInfo]) -> dict[str, Any]:
     }
 
 
+_GEMINI_FIELDS = ("version", "inputTokenLimit", "outputTokenLimit", "supportedGenerationMethods",
+                  "supportedInputModalities", "supportedOutputModalities")
+
+
 def gemini_model_entry(m: ModelInfo, *, defaults: bool = True) -> dict[str, Any]:
+    """A Gemini `Model`: `models/<id>`, the catalogue's fields, and the reference's defaults when listing."""
     name = m.id if m.id.startswith("models/") else f"models/{m.id}"
     entry: dict[str, Any] = {"name": name}
-    if defaults:
+    if m.display_name or defaults:
         entry["displayName"] = m.display_name or m.id
-        entry["description"] = m.id
-        entry["supportedGenerationMethods"] = ["generateContent"]
+    description = m.details.get("description")
+    if description or defaults:
+        entry["description"] = description or m.id
+    for field in _GEMINI_FIELDS:
+        if field in m.details:
+            entry[field] = m.details[field]
+    if defaults:
+        entry.setdefault("supportedGenerationMethods", ["generateContent"])
     return entry
 
 
