@@ -143,3 +143,107 @@ async def test_text_through_every_pair(matrix: dict[str, Any], client: str, mode
     else:
         assert sent.get("model") == upstream_model
     assert json.dumps(sent).find(KEY) < 0  # the client key never reaches an upstream
+
+
+# --------------------------------------------------------------------------- tool calls in every direction
+
+CALLS = [("get_weather", {"city": "Paris"}), ("get_time", {"tz": "CET"})]
+WEATHER_SCHEMA = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
+TIME_SCHEMA = {"type": "object", "properties": {"tz": {"type": "string"}}, "required": ["tz"]}
+
+
+def script_tool_calls(matrix: dict[str, Any], fake_name: str) -> None:
+    fake = matrix[fake_name]
+    fake.reply_text = ""
+    if fake_name == "fake_gemini":
+        fake.reply_function_calls = [{"name": n, "args": a} for n, a in CALLS]
+    elif fake_name == "fake_claude":
+        fake.reply_tool_calls = [{"name": n, "input": a} for n, a in CALLS]
+    else:
+        fake.reply_tool_calls = [{"name": n, "arguments": json.dumps(a)} for n, a in CALLS]
+
+
+async def call_tools(client: str, server: Any, model: str, stream: bool) -> list[tuple[str, dict[str, Any], str]]:
+    """Ask with two tools defined; return [(name, parsed args, call id)] as the client SDK assembled them."""
+    prompt = "Weather and time in Paris?"
+    if client in ("openai-chat", "openai-responses"):
+        oc = openai.AsyncOpenAI(base_url=server.v1, api_key=KEY, max_retries=0)
+        try:
+            if client == "openai-chat":
+                tools = [{"type": "function", "function": {"name": "get_weather", "parameters": WEATHER_SCHEMA}},
+                         {"type": "function", "function": {"name": "get_time", "parameters": TIME_SCHEMA}}]
+                messages = [{"role": "user", "content": prompt}]
+                if not stream:
+                    reply = await oc.chat.completions.create(model=model, messages=messages, tools=tools)
+                    assert reply.choices[0].finish_reason == "tool_calls"
+                    calls = reply.choices[0].message.tool_calls or []
+                    return [(c.function.name, json.loads(c.function.arguments), c.id) for c in calls]
+                acc: dict[int, dict[str, Any]] = {}
+                finish = None
+                async for chunk in await oc.chat.completions.create(model=model, messages=messages, tools=tools,
+                                                                    stream=True):
+                    for choice in chunk.choices:
+                        finish = choice.finish_reason or finish
+                        for tc in choice.delta.tool_calls or []:
+                            slot = acc.setdefault(tc.index, {"id": "", "name": "", "args": ""})
+                            slot["id"] = tc.id or slot["id"]
+                            if tc.function and tc.function.name:
+                                slot["name"] = tc.function.name
+                            if tc.function and tc.function.arguments:
+                                slot["args"] += tc.function.arguments
+                assert finish == "tool_calls"
+                return [(s["name"], json.loads(s["args"]), s["id"]) for _, s in sorted(acc.items())]
+            tools = [{"type": "function", "name": "get_weather", "parameters": WEATHER_SCHEMA},
+                     {"type": "function", "name": "get_time", "parameters": TIME_SCHEMA}]
+            if not stream:
+                response = await oc.responses.create(model=model, input=prompt, tools=tools)
+            else:
+                async with oc.responses.stream(model=model, input=prompt, tools=tools) as s:
+                    response = await s.get_final_response()
+            return [(i.name, json.loads(i.arguments), i.call_id) for i in response.output if i.type == "function_call"]
+        finally:
+            await oc.close()
+    if client == "claude":
+        ac = anthropic.AsyncAnthropic(base_url=server.url, api_key=KEY, max_retries=0)
+        tools = [{"name": "get_weather", "input_schema": WEATHER_SCHEMA},
+                 {"name": "get_time", "input_schema": TIME_SCHEMA}]
+        messages = [{"role": "user", "content": prompt}]
+        try:
+            if not stream:
+                message = await ac.messages.create(model=model, max_tokens=256, messages=messages, tools=tools)
+            else:
+                async with ac.messages.stream(model=model, max_tokens=256, messages=messages, tools=tools) as s:
+                    message = await s.get_final_message()
+            assert message.stop_reason == "tool_use"
+            return [(b.name, dict(b.input), b.id) for b in message.content if b.type == "tool_use"]
+        finally:
+            await ac.close()
+    gc = genai.Client(api_key=KEY, http_options=genai_types.HttpOptions(base_url=server.url))
+    config = genai_types.GenerateContentConfig(tools=[genai_types.Tool(function_declarations=[
+        genai_types.FunctionDeclaration(name="get_weather", parameters_json_schema=WEATHER_SCHEMA),
+        genai_types.FunctionDeclaration(name="get_time", parameters_json_schema=TIME_SCHEMA),
+    ])], automatic_function_calling=genai_types.AutomaticFunctionCallingConfig(disable=True))
+    calls = []
+    if not stream:
+        result = await gc.aio.models.generate_content(model=model, contents=prompt, config=config)
+        calls = list(result.function_calls or [])
+    else:
+        async for chunk in await gc.aio.models.generate_content_stream(model=model, contents=prompt, config=config):
+            calls.extend(chunk.function_calls or [])
+    return [(c.name or "", dict(c.args or {}), c.id or "") for c in calls]
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
+@pytest.mark.parametrize("model", list(UPSTREAMS))
+@pytest.mark.parametrize("client", CLIENTS)
+async def test_parallel_tool_calls_through_every_pair(matrix: dict[str, Any], client: str, model: str,
+                                                      stream: bool) -> None:
+    fake_name, _ = UPSTREAMS[model]
+    script_tool_calls(matrix, fake_name)
+    calls = await call_tools(client, matrix["server"], model, stream)
+    assert [(name, args) for name, args, _ in calls] == CALLS  # both calls, in order, parallel kept
+    if client != "gemini":
+        ids = [call_id for _, _, call_id in calls]
+        assert all(ids) and len(set(ids)) == 2
+    sent = json.dumps(matrix[fake_name].last.json)
+    assert "get_weather" in sent and "get_time" in sent  # the tool definitions reached the upstream
