@@ -247,3 +247,84 @@ async def test_parallel_tool_calls_through_every_pair(matrix: dict[str, Any], cl
         assert all(ids) and len(set(ids)) == 2
     sent = json.dumps(matrix[fake_name].last.json)
     assert "get_weather" in sent and "get_time" in sent  # the tool definitions reached the upstream
+
+
+# --------------------------------------------------------------------------- tool results back to every upstream
+
+RESULT = "18C and sunny"
+
+
+def second_turn(client: str, model: str) -> tuple[str, dict[str, Any]]:
+    """A conversation with one answered tool call, in the client protocol's own request shape."""
+    args = {"city": "Paris"}
+    if client == "openai-chat":
+        return "/v1/chat/completions", {"model": model, "messages": [
+            {"role": "user", "content": "Weather?"},
+            {"role": "assistant", "content": None, "tool_calls": [
+                {"id": "call_abc", "type": "function",
+                 "function": {"name": "get_weather", "arguments": json.dumps(args)}}]},
+            {"role": "tool", "tool_call_id": "call_abc", "content": RESULT},
+        ], "tools": [{"type": "function", "function": {"name": "get_weather", "parameters": WEATHER_SCHEMA}}]}
+    if client == "openai-responses":
+        return "/v1/responses", {"model": model, "input": [
+            {"role": "user", "content": "Weather?"},
+            {"type": "function_call", "call_id": "call_abc", "name": "get_weather", "arguments": json.dumps(args)},
+            {"type": "function_call_output", "call_id": "call_abc", "output": RESULT},
+        ], "tools": [{"type": "function", "name": "get_weather", "parameters": WEATHER_SCHEMA}]}
+    if client == "claude":
+        return "/v1/messages", {"model": model, "max_tokens": 256, "messages": [
+            {"role": "user", "content": "Weather?"},
+            {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_abc", "name": "get_weather",
+                                               "input": args}]},
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_abc", "content": RESULT}]},
+        ], "tools": [{"name": "get_weather", "input_schema": WEATHER_SCHEMA}]}
+    return f"/v1beta/models/{model}:generateContent", {"contents": [
+        {"role": "user", "parts": [{"text": "Weather?"}]},
+        {"role": "model", "parts": [{"functionCall": {"name": "get_weather", "args": args}}]},
+        {"role": "user", "parts": [{"functionResponse": {"name": "get_weather", "response": {"result": RESULT}}}]},
+    ], "tools": [{"functionDeclarations": [{"name": "get_weather", "parameters": WEATHER_SCHEMA}]}]}
+
+
+def paired_result(fake_name: str, body: dict[str, Any]) -> tuple[str, str]:
+    """(call id or name of the tool call, the result text paired with it) as the upstream received them."""
+    if fake_name == "fake_openai":
+        call = next(m for m in body["messages"] if m.get("tool_calls"))["tool_calls"][0]
+        result = next(m for m in body["messages"] if m["role"] == "tool")
+        assert result["tool_call_id"] == call["id"]
+        assert json.loads(call["function"]["arguments"]) == {"city": "Paris"}
+        return call["id"], result["content"] if isinstance(result["content"], str) else json.dumps(result["content"])
+    if fake_name == "fake_claude":
+        blocks = [b for m in body["messages"] if isinstance(m["content"], list) for b in m["content"]]
+        use = next(b for b in blocks if b["type"] == "tool_use")
+        result = next(b for b in blocks if b["type"] == "tool_result")
+        assert result["tool_use_id"] == use["id"] and use["input"] == {"city": "Paris"}
+        content = result["content"]
+        return use["id"], content if isinstance(content, str) else "".join(c.get("text", "") for c in content)
+    if fake_name == "fake_codex":
+        call = next(i for i in body["input"] if i.get("type") == "function_call")
+        output = next(i for i in body["input"] if i.get("type") == "function_call_output")
+        assert output["call_id"] == call["call_id"] and json.loads(call["arguments"]) == {"city": "Paris"}
+        text = output["output"]
+        return call["call_id"], text if isinstance(text, str) else json.dumps(text)
+    parts = [p for c in body["contents"] for p in c["parts"]]
+    call = next(p["functionCall"] for p in parts if "functionCall" in p)
+    response = next(p["functionResponse"] for p in parts if "functionResponse" in p)
+    assert response["name"] == call["name"] == "get_weather" and call["args"] == {"city": "Paris"}
+    return call["name"], json.dumps(response["response"])
+
+
+@pytest.mark.parametrize("model", list(UPSTREAMS))
+@pytest.mark.parametrize("client", CLIENTS)
+async def test_tool_results_reach_every_upstream_paired(matrix: dict[str, Any], client: str, model: str) -> None:
+    import aiohttp
+
+    path, body = second_turn(client, model)
+    async with aiohttp.ClientSession() as http, http.post(
+        matrix["server"].url + path, json=body, headers={"Authorization": f"Bearer {KEY}",
+                                                         "anthropic-version": "2023-06-01"},
+    ) as resp:
+        assert resp.status == 200, await resp.text()
+    fake_name, _ = UPSTREAMS[model]
+    _, result_text = paired_result(fake_name, matrix[fake_name].last.json)
+    assert RESULT in result_text
+    assert '\\"18C' not in result_text  # not double-encoded (DECISIONS 7)
