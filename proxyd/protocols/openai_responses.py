@@ -581,7 +581,6 @@ class _InputEncoder:
         if isinstance(part, TextPart | ImagePart | FilePart):
             self.push("user", _content_item(part))
         elif isinstance(part, ToolResultPart):
-            self.flush()
             call_id = part.tool_call_id or (self.minted.pop(0) if self.minted else "")
             kind = self.calls.get(call_id)
             if kind is None:
@@ -590,9 +589,9 @@ class _InputEncoder:
                 output = _tool_output(part)
                 text = output if isinstance(output, str) else _dumps(output)
                 label = part.name or call_id or "tool"
-                self.items.append({"type": "message", "role": "user",
-                                   "content": [{"type": "input_text", "text": f"[{label} result] {text}"}]})
+                self.push("user", {"type": "input_text", "text": f"[{label} result] {text}"})
                 return
+            self.flush()
             self.items.append({"type": kind, "call_id": call_id, "output": _tool_output(part)})
 
 
@@ -887,7 +886,9 @@ class ResponsesStreamEncoder:
         out = self._event("response.output_text.done", {**ids, "text": text, "logprobs": []})
         out += self._event("response.content_part.done", {
             **ids, "part": {"type": "output_text", "text": text, "annotations": [], "logprobs": []}})
-        item = _message_item(msg.item_id, text)
+        truncated = self._finish is not None and self._finish.reason in (FinishReason.LENGTH,
+                                                                          FinishReason.CONTENT_FILTER)
+        item = _message_item(msg.item_id, text, "incomplete" if truncated else "completed")
         self._items.append(item)
         return out + self._event("response.output_item.done", {"output_index": msg.output_index, "item": item})
 
@@ -1112,8 +1113,8 @@ class ResponsesStreamDecoder:
     def __init__(self) -> None:
         self._started = False
         self._terminal = False
-        self._calls: dict[str, _UpCall] = {}  # item id (or output index) → call
-        self._by_output: dict[int, _UpCall] = {}
+        self._calls: list[_UpCall] = []  # in index order
+        self._keys: dict[str, _UpCall] = {}  # "item:<id>", "call:<call_id>", "out:<output_index>" → call
         self._next_call = 0
         self._text_items: set[str] = set()  # message items whose text has been emitted
         self._thinking_items: dict[str, int] = {}  # reasoning item → summary parts opened
@@ -1129,20 +1130,34 @@ class ResponsesStreamDecoder:
         return [StreamStart(id=str(r.get("id") or ""), model=str(r.get("model") or ""),
                             created=int(created) if isinstance(created, int | float) else 0)]
 
-    def _lookup(self, data: dict[str, Any]) -> _UpCall | None:
-        item_id = data.get("item_id")
-        if isinstance(item_id, str) and item_id in self._calls:
-            return self._calls[item_id]
-        index = data.get("output_index")
-        return self._by_output.get(index) if isinstance(index, int) else None
+    @staticmethod
+    def _keys_of(item_id: Any, call_id: Any, output_index: Any) -> list[str]:
+        keys = []
+        if isinstance(item_id, str) and item_id:
+            keys.append(f"item:{item_id}")
+        if isinstance(call_id, str) and call_id:
+            keys.append(f"call:{call_id}")
+        if isinstance(output_index, int) and not isinstance(output_index, bool):
+            keys.append(f"out:{output_index}")
+        return keys
+
+    def _lookup(self, item_id: Any, call_id: Any, output_index: Any) -> _UpCall | None:
+        """The call an event refers to; events naming nothing refer to the latest open call."""
+        keys = self._keys_of(item_id, call_id, output_index)
+        for key in keys:
+            if key in self._keys:
+                return self._keys[key]
+        if not keys:
+            open_calls = [c for c in self._calls if not c.ended]
+            return open_calls[-1] if open_calls else None
+        return None
 
     def _new_call(self, item: dict[str, Any], output_index: Any) -> tuple[_UpCall, list[StreamEvent]]:
         call = _UpCall(index=self._next_call)
         self._next_call += 1
-        key = item.get("id") or item.get("call_id") or f"#{call.index}"
-        self._calls[str(key)] = call
-        if isinstance(output_index, int):
-            self._by_output[output_index] = call
+        self._calls.append(call)
+        for key in self._keys_of(item.get("id"), item.get("call_id"), output_index):
+            self._keys[key] = call
         self._content_seen = True
         call_id = item.get("call_id") or item.get("id") or ""
         return call, [ToolCallStart(index=call.index, id=str(call_id), name=str(item.get("name") or ""))]
@@ -1166,7 +1181,7 @@ class ResponsesStreamDecoder:
             return [*self._start(), StreamError(status=_status_for(error.get("code")),
                                                 message=str(error.get("message") or "upstream error"),
                                                 type=str(error.get("code") or "") or None)]
-        out = self._start()
+        out = self._start(data.get("response"))
         if kind in ("response.completed", "response.incomplete", "response.failed", "response.done"):
             return out + self._terminal_events(kind, data.get("response"))
         if kind in ("response.output_text.delta", "response.refusal.delta"):
@@ -1199,13 +1214,13 @@ class ResponsesStreamDecoder:
                 _, events = self._new_call(item, data.get("output_index"))
                 out += events
         elif kind in ("response.function_call_arguments.delta", "response.custom_tool_call_input.delta"):
-            call = self._lookup(data)
+            call = self._lookup(data.get("item_id"), None, data.get("output_index"))
             delta = data.get("delta")
             if call is not None and not call.ended and isinstance(delta, str) and delta:
                 call.args_seen = True
                 out.append(ToolCallDelta(index=call.index, arguments=delta))
         elif kind in ("response.function_call_arguments.done", "response.custom_tool_call_input.done"):
-            call = self._lookup(data)
+            call = self._lookup(data.get("item_id"), None, data.get("output_index"))
             full = data.get("arguments", data.get("input"))
             if call is not None and not call.ended and not call.args_seen and isinstance(full, str) and full:
                 call.args_seen = True
@@ -1221,8 +1236,7 @@ class ResponsesStreamDecoder:
         out: list[StreamEvent] = []
         item_id = str(item.get("id"))
         if kind in ("function_call", "custom_tool_call"):
-            call = self._calls.get(item_id) or (self._by_output.get(output_index)
-                                                if isinstance(output_index, int) else None)
+            call = self._lookup(item.get("id"), item.get("call_id"), output_index)
             if call is None:
                 call, out = self._new_call(item, output_index)
             if call.ended:
@@ -1281,10 +1295,7 @@ class ResponsesStreamDecoder:
         return out
 
     def _all_calls(self) -> list[_UpCall]:
-        seen: dict[int, _UpCall] = {}
-        for call in [*self._calls.values(), *self._by_output.values()]:
-            seen[call.index] = call
-        return [seen[i] for i in sorted(seen)]
+        return self._calls
 
     def close(self) -> list[StreamEvent]:
         if self._terminal:
@@ -1383,6 +1394,8 @@ class OpenAIResponsesCodec:
                 output.append(_call_item(call_id, part.name, part.arguments or "{}"))
         flush_text()
         status, incomplete, error = _status_fields(response.finish_reason)
+        if status == "incomplete" and output and output[-1]["type"] == "message":
+            output[-1]["status"] = "incomplete"  # the text was cut off
         return _response_object(response_id=response_id, created=response.created or now(), model=model,
                                 status=status, output=output, usage=_usage_json(response.usage),
                                 incomplete=incomplete, error=error)
