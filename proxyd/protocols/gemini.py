@@ -321,9 +321,10 @@ def usage_to_gemini(usage: Usage) -> dict[str, Any]:
 class _PartEncoder:
     """Canonical assistant parts → Gemini parts, carrying a pending Gemini signature onto the next part."""
 
-    def __init__(self, *, sentinel: bool = False) -> None:
+    def __init__(self, *, request: bool = False, model_turn: bool = False) -> None:
         self.pending: str | None = None
-        self.sentinel = sentinel  # requests: unsigned function calls get SENTINEL_SIGNATURE
+        self.thoughts = not request  # requests omit thought text (only a Gemini signature is carried over)
+        self.sentinel = request and model_turn  # replayed unsigned function calls get SENTINEL_SIGNATURE
 
     def take(self, own: str | None = None) -> str | None:
         signature = own or self.pending
@@ -337,7 +338,7 @@ class _PartEncoder:
             out: dict[str, Any] = {"text": part.text}
         elif isinstance(part, ThinkingPart):
             own = part.signature if part.signature_source is WireProtocol.GEMINI else None
-            if not part.text:
+            if not part.text or not self.thoughts:
                 if own:
                     self.pending = own
                 return None
@@ -817,7 +818,7 @@ def _encode_contents(messages: tuple[Message, ...]) -> list[dict[str, Any]]:
     names: dict[str, str] = {}
     contents: list[dict[str, Any]] = []
     for message in messages:
-        encoder = _PartEncoder(sentinel=message.role == "assistant")
+        encoder = _PartEncoder(request=True, model_turn=message.role == "assistant")
         responses: list[dict[str, Any]] = []
         parts: list[dict[str, Any]] = []
         for part in message.parts:

@@ -252,7 +252,8 @@ class _Cleaner:
         if len(shapes) == 1:
             out = shapes[0]
             child = out.get("description")
-            if desc is not None and child != desc:
+            # A typed form already carries (and extends) the node's description; an alternative has its own.
+            if desc is not None and out not in typed and child != desc:
                 out["description"] = f"{desc} ({child})" if child else desc
         else:
             out = {"anyOf": shapes}
