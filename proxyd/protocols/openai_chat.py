@@ -210,8 +210,11 @@ def finish_from_openai(native: Any, saw_tool_calls: bool) -> FinishReason:
 
 
 def finish_to_openai(reason: FinishReason, has_tool_calls: bool) -> str:
+    """FinishReason → OpenAI; `tool_calls` exactly when tool calls were sent (DECISIONS 7)."""
     if has_tool_calls:
         return "tool_calls"
+    if reason is FinishReason.TOOL_CALLS:
+        return "stop"
     return _FINISH_TO_OPENAI.get(reason, "stop")
 
 
