@@ -66,6 +66,15 @@ async def fake_codex() -> AsyncIterator[object]:
         yield upstream
 
 
+@pytest.fixture
+async def fake_gemini() -> AsyncIterator[object]:
+    """A started FakeGeminiUpstream; ``fake_gemini.base_url`` (no version segment) is a gemini base-url."""
+    from fakes import FakeGeminiUpstream
+
+    async with FakeGeminiUpstream() as upstream:
+        yield upstream
+
+
 # --------------------------------------------------------------------------- proxyd servers
 
 

@@ -3,6 +3,7 @@
 from .claude_upstream import ClaudeRecordedRequest, FakeClaudeUpstream, anthropic_error, estimate_input_tokens
 from .codex_upstream import CodexRecordedRequest, FakeCodexUpstream, usage_limit_error
 from .configs import compat_config
+from .gemini_upstream import FakeGeminiUpstream, GeminiRecordedRequest, gemini_error, google_status
 from .openai_upstream import FakeOpenAIUpstream, RecordedRequest, openai_error, split_text
 
 __all__ = [
@@ -10,11 +11,15 @@ __all__ = [
     "CodexRecordedRequest",
     "FakeClaudeUpstream",
     "FakeCodexUpstream",
+    "FakeGeminiUpstream",
     "FakeOpenAIUpstream",
+    "GeminiRecordedRequest",
     "RecordedRequest",
     "anthropic_error",
     "compat_config",
     "estimate_input_tokens",
+    "gemini_error",
+    "google_status",
     "openai_error",
     "split_text",
     "usage_limit_error",
