@@ -12,6 +12,8 @@ from typing import Any
 import anthropic
 import openai
 import pytest
+from fakes import MATRIX_CLIENT_KEY as KEY
+from fakes import matrix_config
 from google import genai
 from google.genai import types as genai_types
 
@@ -23,41 +25,6 @@ UPSTREAMS = {
 }
 CLIENTS = ["openai-chat", "openai-responses", "claude", "gemini"]
 REPLY = "Hello from the upstream"
-KEY = "client-key"
-
-
-def matrix_config(fake_openai: Any, fake_claude: Any, fake_gemini: Any, fake_codex: Any) -> str:
-    return f"""\
-host: "127.0.0.1"
-api-keys:
-  - "{KEY}"
-openai-compatibility:
-  - name: "fake"
-    base-url: "{fake_openai.base_url}"
-    api-key-entries:
-      - api-key: "sk-compat"
-    models:
-      - name: "gpt-4o"
-        alias: "compat-model"
-claude-api-key:
-  - api-key: "sk-claude"
-    base-url: "{fake_claude.base_url}"
-    models:
-      - name: "claude-sonnet-4-5-20250929"
-        alias: "claude-model"
-gemini-api-key:
-  - api-key: "sk-gemini"
-    base-url: "{fake_gemini.base_url}"
-    models:
-      - name: "gemini-2.5-flash"
-        alias: "gemini-model"
-codex-api-key:
-  - api-key: "sk-codex"
-    base-url: "{fake_codex.base_url}"
-    models:
-      - name: "gpt-5-codex"
-        alias: "codex-model"
-"""
 
 
 @pytest.fixture

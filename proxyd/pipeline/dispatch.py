@@ -10,7 +10,8 @@ import aiohttp
 from proxyd.http.errors import ProxyError, UpstreamError
 from proxyd.pipeline.exchange import Attempt, Candidate, Exchange
 from proxyd.protocols.sse import SSEError, SSEEvent, iter_sse
-from proxyd.providers.base import Timeouts, UpstreamReply, send
+from proxyd.providers.base import MAX_ERROR_BODY, Timeouts, UpstreamReply, send
+from proxyd.tokens import estimate_request_tokens
 
 # DECISIONS 16: these move on to the next credential; other 4xx fail at once. 0 = transport failure.
 RETRYABLE_STATUSES = frozenset({0, 403, 408, 429, 500, 502, 503, 504})
@@ -76,7 +77,32 @@ class DispatchStage:
         assert exchange.last_error is not None
         raise exchange.last_error
 
+    async def _count(self, exchange: Exchange, candidate: Candidate) -> None:
+        """A token count: the upstream's count endpoint where it has one, else a local estimate."""
+        assert exchange.translation is not None
+        provider = candidate.provider
+        body = exchange.translation.request_for(provider.protocol, candidate.upstream_model)
+        request = provider.count_request(candidate.route.credential, candidate.upstream_model, body,
+                                         client_headers=exchange.request.headers)
+        if request is None:
+            fallback = "cl100k_base" if provider.kind == "codex" else "o200k_base"
+            exchange.count_tokens = estimate_request_tokens(exchange.translation.canonical(), candidate.upstream_model,
+                                                            fallback=fallback)
+            return
+        reply = await send(exchange.session, request, timeouts_of(exchange))
+        exchange.upstream = reply
+        try:
+            raw = await reply.response.content.read(MAX_ERROR_BODY)
+            answer = json.loads(raw)
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            raise UpstreamError(502, f"upstream count answer unreadable: {exc}".encode()) from None
+        exchange.count_body = raw
+        exchange.count_tokens = provider.count_total(answer if isinstance(answer, dict) else {})
+
     async def _attempt(self, exchange: Exchange, candidate: Candidate) -> None:
+        if exchange.count:
+            await self._count(exchange, candidate)
+            return
         assert exchange.translation is not None
         provider = candidate.provider
         body = exchange.translation.request_for(provider.protocol, candidate.upstream_model)

@@ -69,6 +69,9 @@ class Exchange:
     model: str = ""
     stream: bool = False
     forced_stream: bool | None = None  # set by routes whose URL decides streaming (Gemini, count_tokens)
+    count: bool = False  # a token-count request (`/v1/messages/count_tokens`, Gemini `:countTokens`)
+    count_tokens: int | None = None
+    count_body: bytes | None = None  # the upstream's own count answer (passed through to same-protocol clients)
     candidates: list[Candidate] = attrs.Factory(list)
     translation: Translation | None = None
     chosen: Candidate | None = None

@@ -11,6 +11,7 @@ from aiohttp import web
 
 from proxyd.http.errors import ProxyError, UpstreamError
 from proxyd.pipeline.exchange import Exchange
+from proxyd.protocols.base import WireProtocol
 from proxyd.protocols.rewrite import ResponseRewriter
 from proxyd.protocols.sse import KEEPALIVE_COMMENT, SSEError, SSEEvent, SSEParser
 
@@ -49,11 +50,26 @@ class StreamRewriteStage:
 
     async def run(self, exchange: Exchange) -> None:
         assert exchange.translation is not None and exchange.chosen is not None
+        if exchange.count:
+            exchange.response = self._count_response(exchange)
+            return
         rewriter = exchange.translation.rewriter_for(exchange.chosen.provider.protocol)
         if exchange.stream:
             await self._stream(exchange, rewriter)
         else:
             await self._whole(exchange, rewriter)
+
+    @staticmethod
+    def _count_response(exchange: Exchange) -> web.Response:
+        """Claude: `{"input_tokens": N}` (an Anthropic upstream's body as is); Gemini: always synthesised."""
+        assert exchange.chosen is not None
+        total = exchange.count_tokens or 0
+        if exchange.protocol is WireProtocol.CLAUDE:
+            if exchange.count_body is not None and exchange.chosen.provider.protocol is WireProtocol.CLAUDE:
+                return web.Response(body=exchange.count_body, content_type="application/json")
+            return web.json_response({"input_tokens": total})
+        return web.json_response({"totalTokens": total,
+                                  "promptTokensDetails": [{"modality": "TEXT", "tokenCount": total}]})
 
     async def _whole(self, exchange: Exchange, rewriter: ResponseRewriter) -> None:
         assert exchange.upstream is not None

@@ -91,7 +91,11 @@ class TranslateStage:
     name = "translate"
 
     async def run(self, exchange: Exchange) -> None:
-        translation = Translation(exchange.protocol, await exchange.json_body(), exchange.model, exchange.stream)
+        body = await exchange.json_body()
+        if exchange.count and exchange.protocol is WireProtocol.GEMINI:
+            wrapped = body.get("generateContentRequest")
+            body = wrapped if isinstance(wrapped, dict) else body  # countTokens may wrap a full request
+        translation = Translation(exchange.protocol, body, exchange.model, exchange.stream)
         exchange.translation = translation
         reachable = [c for c in exchange.candidates if translation.supports(c.provider.protocol)]
         if not reachable and exchange.candidates:

@@ -69,6 +69,28 @@ class Provider(Protocol):
         client_headers: Mapping[str, str],
     ) -> UpstreamRequest: ...
 
+    def count_request(
+        self, credential: Credential, upstream_model: str, body: dict[str, Any], *, client_headers: Mapping[str, str],
+    ) -> UpstreamRequest | None:
+        """The upstream's token-count call, or None when tokens are estimated locally."""
+        ...
+
+    def count_total(self, answer: dict[str, Any]) -> int:
+        """The prompt token count from the count call's JSON answer."""
+        ...
+
+
+class LocalCount:
+    """Mixin for providers without a count endpoint: proxyd estimates locally."""
+
+    def count_request(
+        self, credential: Credential, upstream_model: str, body: dict[str, Any], *, client_headers: Mapping[str, str],
+    ) -> UpstreamRequest | None:
+        return None
+
+    def count_total(self, answer: dict[str, Any]) -> int:
+        raise NotImplementedError
+
 
 def custom_headers(configured: Mapping[str, str], client_headers: Mapping[str, str]) -> dict[str, str]:
     """An entry's `headers:`; a value `$Name` copies the client's `Name` header (left out when absent)."""

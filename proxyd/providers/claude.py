@@ -13,7 +13,7 @@ from proxyd.providers.base import UpstreamRequest, custom_headers, json_bytes
 ANTHROPIC_VERSION = "2023-06-01"
 DEFAULT_BETAS = "claude-code-20250219,interleaved-thinking-2025-05-14"
 DEFAULT_USER_AGENT = "claude-cli/2.1.63 (external, cli)"
-_PASSED_CLIENT_HEADERS = ("anthropic-version", "anthropic-beta")
+_COUNT_FIELDS = ("model", "messages", "system", "tools", "tool_choice", "thinking", "mcp_servers")
 
 
 def uses_x_api_key(credential: Credential) -> bool:
@@ -40,6 +40,35 @@ class ClaudeProvider:
             payload["stream"] = True
         else:
             payload.pop("stream", None)
+        headers = self._headers(credential, client_headers, betas, stream=stream)
+        return UpstreamRequest(
+            method="POST",
+            url=f"{credential.base_url}/v1/messages?beta=true",
+            headers=headers,
+            body=json_bytes(payload),
+            proxy_url=credential.proxy_url,
+        )
+
+    def count_request(
+        self, credential: Credential, upstream_model: str, body: dict[str, Any], *, client_headers: Mapping[str, str],
+    ) -> UpstreamRequest | None:
+        payload = {k: v for k, v in body.items() if k in _COUNT_FIELDS}
+        payload["model"] = upstream_model
+        return UpstreamRequest(
+            method="POST",
+            url=f"{credential.base_url}/v1/messages/count_tokens?beta=true",
+            headers=self._headers(credential, client_headers, body.get("betas"), stream=False),
+            body=json_bytes(payload),
+            proxy_url=credential.proxy_url,
+        )
+
+    def count_total(self, answer: dict[str, Any]) -> int:
+        total = answer.get("input_tokens", 0)
+        return total if isinstance(total, int) else 0
+
+    @staticmethod
+    def _headers(credential: Credential, client_headers: Mapping[str, str], betas: Any, *, stream: bool
+                 ) -> dict[str, str]:
         headers = {
             "Content-Type": "application/json",
             "Anthropic-Version": client_headers.get("anthropic-version") or ANTHROPIC_VERSION,
@@ -55,10 +84,4 @@ class ClaudeProvider:
         elif credential.api_key:
             headers["Authorization"] = f"Bearer {credential.api_key}"
         headers.update(custom_headers(credential.headers, client_headers))
-        return UpstreamRequest(
-            method="POST",
-            url=f"{credential.base_url}/v1/messages?beta=true",
-            headers=headers,
-            body=json_bytes(payload),
-            proxy_url=credential.proxy_url,
-        )
+        return headers

@@ -8,14 +8,14 @@ from typing import Any
 
 from proxyd.credentials.model import Credential
 from proxyd.protocols.base import WireProtocol
-from proxyd.providers.base import UpstreamRequest, custom_headers, json_bytes
+from proxyd.providers.base import LocalCount, UpstreamRequest, custom_headers, json_bytes
 
 CODEX_VERSION = "0.101.0"
 DEFAULT_USER_AGENT = "codex_cli_rs/0.101.0 (Mac OS 26.0.1; arm64) Apple_Terminal/464"
 _DROPPED_FIELDS = ("previous_response_id", "prompt_cache_retention", "safety_identifier")
 
 
-class CodexProvider:
+class CodexProvider(LocalCount):
     """Responses API over HTTP with a Bearer key; the upstream only streams, so every call streams."""
 
     kind = "codex"

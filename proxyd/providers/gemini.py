@@ -47,6 +47,29 @@ class GeminiProvider:
         )
 
 
+    def count_request(
+        self, credential: Credential, upstream_model: str, body: dict[str, Any], *, client_headers: Mapping[str, str],
+    ) -> UpstreamRequest | None:
+        """`:countTokens` over the whole request (tools and system prompt count too), sampling settings removed."""
+        inner = _gemini_body(body)
+        for name in ("generationConfig", "safetySettings", "toolConfig", "cachedContent"):
+            inner.pop(name, None)
+        inner["model"] = f"models/{upstream_model}"
+        headers = {"Content-Type": "application/json", "x-goog-api-key": credential.api_key}
+        headers.update(custom_headers(credential.headers, client_headers))
+        return UpstreamRequest(
+            method="POST",
+            url=f"{credential.base_url}{self.version_path}/{quote(upstream_model, safe='')}:countTokens",
+            headers=headers,
+            body=json_bytes({"generateContentRequest": inner}),
+            proxy_url=credential.proxy_url,
+        )
+
+    def count_total(self, answer: dict[str, Any]) -> int:
+        total = answer.get("totalTokens", 0)
+        return total if isinstance(total, int) else 0
+
+
 class VertexProvider(GeminiProvider):
     """`vertex-api-key`: `{base}/v1/publishers/google/models/{model}:{action}` with `x-goog-api-key`."""
 

@@ -7,12 +7,12 @@ from typing import Any
 
 from proxyd.credentials.model import Credential
 from proxyd.protocols.base import WireProtocol
-from proxyd.providers.base import UpstreamRequest, custom_headers, json_bytes
+from proxyd.providers.base import LocalCount, UpstreamRequest, custom_headers, json_bytes
 
 USER_AGENT = "cli-proxy-openai-compat"
 
 
-class OpenAICompatProvider:
+class OpenAICompatProvider(LocalCount):
     """Chat Completions over HTTP with a Bearer key; streams force `stream_options.include_usage`."""
 
     kind = "openai-compatibility"

@@ -15,7 +15,7 @@ class ClaudeHandlers:
         return await run_pipeline(request, WireProtocol.CLAUDE)
 
     async def count_tokens(self, request: web.Request) -> web.StreamResponse:
-        return await run_pipeline(request, WireProtocol.CLAUDE, stream=False)
+        return await run_pipeline(request, WireProtocol.CLAUDE, stream=False, count=True)
 
 
 def add_claude_routes(app: web.Application) -> None:

@@ -12,7 +12,8 @@ from proxyd.routes.listing import gemini_model_entry, gemini_model_list
 from proxyd.routes.proxy import run_pipeline
 
 STREAM_METHOD = "streamGenerateContent"
-GENERATE_METHODS = frozenset({"generateContent", STREAM_METHOD, "countTokens"})
+COUNT_METHOD = "countTokens"
+GENERATE_METHODS = frozenset({"generateContent", STREAM_METHOD, COUNT_METHOD})
 
 
 class GeminiHandlers:
@@ -41,7 +42,8 @@ class GeminiHandlers:
         model, method = parts
         if method not in GENERATE_METHODS:
             raise ProxyError(404, f"method {method} is not supported by this proxy")
-        return await run_pipeline(request, WireProtocol.GEMINI, path_model=model, stream=method == STREAM_METHOD)
+        return await run_pipeline(request, WireProtocol.GEMINI, path_model=model, stream=method == STREAM_METHOD,
+                                  count=method == COUNT_METHOD)
 
 
 def add_gemini_routes(app: web.Application) -> None:

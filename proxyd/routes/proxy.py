@@ -11,7 +11,7 @@ from proxyd.protocols.base import WireProtocol
 
 
 async def run_pipeline(request: web.Request, protocol: WireProtocol, *, path_model: str | None = None,
-                       stream: bool | None = None) -> web.StreamResponse:
+                       stream: bool | None = None, count: bool = False) -> web.StreamResponse:
     """Run the app's pipeline for one request; the runtime snapshot is fixed for the whole request."""
     app = request.app
     rid = request_id_of(request)
@@ -25,4 +25,5 @@ async def run_pipeline(request: web.Request, protocol: WireProtocol, *, path_mod
     )
     exchange.log = exchange.log.bind(request_id=rid, protocol=str(protocol))
     exchange.forced_stream = stream
+    exchange.count = count
     return await app[PIPELINE].run(exchange)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 
 def compat_config(upstream_base_url: str, *, api_keys: tuple[str, ...] = ("client-key",),
                   upstream_keys: tuple[str, ...] = ("sk-up-1",), extra: str = "") -> str:
@@ -24,3 +26,41 @@ openai-compatibility:
       - name: "gpt-4o-mini"
         alias: "mini"
 {extra}"""
+
+
+MATRIX_CLIENT_KEY = "client-key"
+
+
+def matrix_config(fake_openai: Any, fake_claude: Any, fake_gemini: Any, fake_codex: Any) -> str:
+    """One provider per upstream fake: aliases compat-model, claude-model, gemini-model, codex-model."""
+    return f"""\
+host: "127.0.0.1"
+api-keys:
+  - "{MATRIX_CLIENT_KEY}"
+openai-compatibility:
+  - name: "fake"
+    base-url: "{fake_openai.base_url}"
+    api-key-entries:
+      - api-key: "sk-compat"
+    models:
+      - name: "gpt-4o"
+        alias: "compat-model"
+claude-api-key:
+  - api-key: "sk-claude"
+    base-url: "{fake_claude.base_url}"
+    models:
+      - name: "claude-sonnet-4-5-20250929"
+        alias: "claude-model"
+gemini-api-key:
+  - api-key: "sk-gemini"
+    base-url: "{fake_gemini.base_url}"
+    models:
+      - name: "gemini-2.5-flash"
+        alias: "gemini-model"
+codex-api-key:
+  - api-key: "sk-codex"
+    base-url: "{fake_codex.base_url}"
+    models:
+      - name: "gpt-5-codex"
+        alias: "codex-model"
+"""
