@@ -979,7 +979,7 @@ class ChatStreamDecoder:
         self._next_index = 0
         self._open: dict[Any, int] = {}  # upstream tool key → canonical index, for calls not yet ended
         self._ids: dict[Any, str] = {}
-        self._last_key: Any = None
+        self._pending: dict[Any, tuple[str | None, str]] = {}  # calls whose name has not arrived: (id, arguments)
 
     def decode(self, event: SSEEvent) -> list[StreamEvent]:
         data = event.data.strip()
@@ -1086,19 +1086,35 @@ class ChatStreamDecoder:
         # The same index under a new id is a new call (some compatible upstreams reuse index 0).
         if key in self._open and call_id is not None and self._ids.get(key) not in (None, call_id):
             out.append(ToolCallEnd(self._open.pop(key)))
+        pieces = arguments if isinstance(arguments, str) else ""
         if key not in self._open:
-            index = self._next_index
-            self._next_index += 1
-            self._open[key] = index
-            self._ids[key] = call_id or new_id("call_")
-            self._saw_tool = True
-            out.append(ToolCallStart(index=index, id=self._ids[key], name=name or ""))
-        if isinstance(arguments, str) and arguments:
-            out.append(ToolCallDelta(index=self._open[key], arguments=arguments))
+            pending_id, buffered = self._pending.pop(key, (None, ""))
+            if name is None:  # a call announced without its name yet: hold it until the name arrives
+                self._pending[key] = (pending_id or call_id, buffered + pieces)
+                self._saw_tool = True
+                return out
+            out.extend(self._open_call(key, call_id or pending_id, name, buffered))
+        if pieces:
+            out.append(ToolCallDelta(index=self._open[key], arguments=pieces))
+        return out
+
+    def _open_call(self, key: Any, call_id: str | None, name: str, buffered: str) -> list[StreamEvent]:
+        index = self._next_index
+        self._next_index += 1
+        self._open[key] = index
+        self._ids[key] = call_id or new_id("call_")
+        self._saw_tool = True
+        out: list[StreamEvent] = [ToolCallStart(index=index, id=self._ids[key], name=name)]
+        if buffered:
+            out.append(ToolCallDelta(index=index, arguments=buffered))
         return out
 
     def _end_tools(self) -> list[StreamEvent]:
-        out: list[StreamEvent] = [ToolCallEnd(index) for index in sorted(self._open.values())]
+        out: list[StreamEvent] = []
+        for key, (call_id, buffered) in list(self._pending.items()):
+            out.extend(self._open_call(key, call_id, "", buffered))
+        self._pending.clear()
+        out.extend(ToolCallEnd(index) for index in sorted(self._open.values()))
         self._open.clear()
         return out
 
