@@ -15,7 +15,11 @@ Lossy edges (what Chat Completions cannot express, and what this codec does inst
 - `Reasoning.budget_tokens` becomes a `reasoning_effort` level: -1 auto, 0 none, 1–512 minimal, 513–1024 low,
   1025–8192 medium, 8193–24576 high, ≥24577 xhigh (translation.md §6.3);
 - request fields with no canonical home (`logprobs`, `logit_bias`, `modalities`, `audio`, `prediction`,
-  `service_tier`, `store`, `stream_options`…) are not carried.
+  `service_tier`, `store`, `stream_options`…) are not carried; images in system/developer messages are skipped
+  (the canonical system prompt is text);
+- `max_tokens` is what the upstream receives (the widest-supported name; `max_completion_tokens` is read on input
+  and wins over `max_tokens`); legacy `function_call` turns get ids `call_legacy_<n>` paired by name;
+- only the first choice of an upstream answer or stream is read (`n` > 1 is forwarded, the extra choices dropped).
 """
 
 from __future__ import annotations
