@@ -295,3 +295,49 @@ async def test_tool_results_reach_every_upstream_paired(matrix: dict[str, Any], 
     _, result_text = paired_result(fake_name, matrix[fake_name].last.json)
     assert RESULT in result_text
     assert '\\"18C' not in result_text  # not double-encoded (DECISIONS 7)
+
+
+# --------------------------------------------------------------------------- upstream errors in the client's shape
+
+
+def upstream_error_body(fake_name: str, message: str) -> dict[str, Any]:
+    if fake_name == "fake_claude":
+        return {"type": "error", "error": {"type": "rate_limit_error", "message": message}}
+    if fake_name == "fake_gemini":
+        return {"error": {"code": 429, "message": message, "status": "RESOURCE_EXHAUSTED"}}
+    return {"error": {"message": message, "type": "rate_limit_error", "code": "rate_limit_exceeded"}}
+
+
+@pytest.mark.parametrize("model", list(UPSTREAMS))
+@pytest.mark.parametrize("client", CLIENTS)
+async def test_upstream_error_reaches_client_in_its_own_shape(matrix: dict[str, Any], client: str,
+                                                              model: str) -> None:
+    fake_name, _ = UPSTREAMS[model]
+    message = f"slow down ({fake_name})"
+    matrix[fake_name].enqueue_error(429, upstream_error_body(fake_name, message), times=3)
+    server = matrix["server"]
+    if client in ("openai-chat", "openai-responses"):
+        oc = openai.AsyncOpenAI(base_url=server.v1, api_key=KEY, max_retries=0)
+        call = (oc.chat.completions.create(model=model, messages=[{"role": "user", "content": "hi"}])
+                if client == "openai-chat" else oc.responses.create(model=model, input="hi"))
+        with pytest.raises(openai.RateLimitError) as info:
+            await call
+        await oc.close()
+        assert info.value.status_code == 429
+        assert message in str(info.value.body)
+    elif client == "claude":
+        ac = anthropic.AsyncAnthropic(base_url=server.url, api_key=KEY, max_retries=0)
+        with pytest.raises(anthropic.RateLimitError) as info:
+            await ac.messages.create(model=model, max_tokens=64, messages=[{"role": "user", "content": "hi"}])
+        await ac.close()
+        assert info.value.status_code == 429
+        assert info.value.body["type"] == "error"
+        assert message in info.value.body["error"]["message"]
+    else:
+        from google.genai import errors as genai_errors
+
+        gc = genai.Client(api_key=KEY, http_options=genai_types.HttpOptions(base_url=server.url))
+        with pytest.raises(genai_errors.ClientError) as info:
+            await gc.aio.models.generate_content(model=model, contents="hi")
+        assert info.value.code == 429
+        assert message in (info.value.message or "")
