@@ -341,3 +341,99 @@ async def test_upstream_error_reaches_client_in_its_own_shape(matrix: dict[str, 
             await gc.aio.models.generate_content(model=model, contents="hi")
         assert info.value.code == 429
         assert message in (info.value.message or "")
+
+
+# --------------------------------------------------------------------------- thinking / reasoning
+
+THOUGHT = "Let me think about greetings."
+THINKING_UPSTREAMS = ["claude-model", "gemini-model", "codex-model"]
+
+
+def script_thinking(matrix: dict[str, Any], fake_name: str) -> None:
+    fake = matrix[fake_name]
+    if fake_name == "fake_claude":
+        fake.reply_thinking = (THOUGHT, "sig-from-claude")
+    elif fake_name == "fake_gemini":
+        fake.reply_thinking = THOUGHT
+    else:
+        fake.reply_reasoning = THOUGHT
+
+
+async def call_thinking(client: str, server: Any, model: str, stream: bool) -> tuple[str, str, str | None]:
+    """(answer text, thinking text, thinking signature if the client protocol carries one)."""
+    prompt = "Say hello"
+    if client == "openai-chat":
+        oc = openai.AsyncOpenAI(base_url=server.v1, api_key=KEY, max_retries=0)
+        try:
+            if not stream:
+                reply = await oc.chat.completions.create(model=model, messages=[{"role": "user", "content": prompt}],
+                                                         reasoning_effort="low")
+                message = reply.choices[0].message
+                return message.content or "", (message.model_extra or {}).get("reasoning_content") or "", None
+            text, thought = [], []
+            async for chunk in await oc.chat.completions.create(
+                    model=model, messages=[{"role": "user", "content": prompt}], stream=True, reasoning_effort="low"):
+                for choice in chunk.choices:
+                    text.append(choice.delta.content or "")
+                    thought.append((choice.delta.model_extra or {}).get("reasoning_content") or "")
+            return "".join(text), "".join(thought), None
+        finally:
+            await oc.close()
+    if client == "openai-responses":
+        oc = openai.AsyncOpenAI(base_url=server.v1, api_key=KEY, max_retries=0)
+        try:
+            kwargs: dict[str, Any] = {"model": model, "input": prompt,
+                                      "reasoning": {"effort": "low", "summary": "auto"}}
+            if not stream:
+                response = await oc.responses.create(**kwargs)
+            else:
+                async with oc.responses.stream(**kwargs) as s:
+                    response = await s.get_final_response()
+            thought = "".join(part.text for item in response.output if item.type == "reasoning"
+                              for part in item.summary)
+            return response.output_text, thought, None
+        finally:
+            await oc.close()
+    if client == "claude":
+        ac = anthropic.AsyncAnthropic(base_url=server.url, api_key=KEY, max_retries=0)
+        kwargs = {"model": model, "max_tokens": 4096, "messages": [{"role": "user", "content": prompt}],
+                  "thinking": {"type": "enabled", "budget_tokens": 2048}}
+        try:
+            if not stream:
+                message = await ac.messages.create(**kwargs)
+            else:
+                async with ac.messages.stream(**kwargs) as s:
+                    message = await s.get_final_message()
+        finally:
+            await ac.close()
+        text = "".join(b.text for b in message.content if b.type == "text")
+        thinking = [b for b in message.content if b.type == "thinking"]
+        return text, "".join(b.thinking for b in thinking), (thinking[0].signature if thinking else None)
+    gc = genai.Client(api_key=KEY, http_options=genai_types.HttpOptions(base_url=server.url))
+    config = genai_types.GenerateContentConfig(thinking_config=genai_types.ThinkingConfig(include_thoughts=True))
+    chunks = []
+    if not stream:
+        chunks.append(await gc.aio.models.generate_content(model=model, contents=prompt, config=config))
+    else:
+        chunks.extend([c async for c in await gc.aio.models.generate_content_stream(
+            model=model, contents=prompt, config=config)])
+    parts = [p for c in chunks for cand in c.candidates or [] for p in (cand.content.parts or [])]
+    return ("".join(p.text or "" for p in parts if not p.thought),
+            "".join(p.text or "" for p in parts if p.thought), None)
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
+@pytest.mark.parametrize("model", THINKING_UPSTREAMS)
+@pytest.mark.parametrize("client", CLIENTS)
+async def test_thinking_through_every_pair(matrix: dict[str, Any], client: str, model: str, stream: bool) -> None:
+    fake_name, _ = UPSTREAMS[model]
+    script_thinking(matrix, fake_name)
+    text, thought, signature = await call_thinking(client, matrix["server"], model, stream)
+    assert text == REPLY
+    assert thought == THOUGHT
+    if client == "claude":
+        # A Claude signature passes Claude→Claude untouched; one from another provider never reaches a Claude client.
+        if fake_name == "fake_claude":
+            assert signature == "sig-from-claude"
+        else:
+            assert signature in (None, "")
