@@ -123,3 +123,19 @@ codex-api-key:
     assert route.credential.api_key == "g2" and route.upstream_models == ("gemini-2.5-pro",)
     info = next(m for m in registry.list_models() if m.id == "claude-sonnet-4-6")
     assert info.owned_by == "anthropic" and info.display_name == "Claude 4.6 Sonnet" and info.created == 1771372800
+
+
+def test_claude_upstream_never_receives_unsigned_thinking() -> None:
+    claude = provider_for("claude")
+    messages = [
+        {"role": "user", "content": "hi"},
+        {"role": "assistant", "content": [{"type": "thinking", "thinking": "from gemini", "signature": ""},
+                                          {"type": "thinking", "thinking": "real", "signature": "sig"},
+                                          {"type": "text", "text": "hello"}]},
+        {"role": "user", "content": "again"},
+    ]
+    req = claude.build_request(_cred("claude", "http://127.0.0.1:9"), "m", {"messages": messages}, stream=False,
+                               client_headers=NO_HEADERS)
+    sent = json.loads(req.body)["messages"][1]["content"]
+    assert [b.get("signature") for b in sent if b["type"] == "thinking"] == ["sig"]
+    assert messages[1]["content"][0]["signature"] == ""  # the client's body is not mutated

@@ -16,6 +16,27 @@ DEFAULT_USER_AGENT = "claude-cli/2.1.63 (external, cli)"
 _COUNT_FIELDS = ("model", "messages", "system", "tools", "tool_choice", "thinking", "mcp_servers")
 
 
+def drop_unsigned_thinking(messages: Any) -> Any:
+    """Remove thinking blocks without a signature from assistant turns (DECISIONS 8).
+
+    Thinking that another provider produced reaches Claude clients unsigned; sent back to Anthropic it would
+    be rejected ("Invalid signature in thinking block"), so it is dropped on the way up. Untouched when clean.
+    """
+    if not isinstance(messages, list):
+        return messages
+    out, changed = [], False
+    for message in messages:
+        content = message.get("content") if isinstance(message, dict) else None
+        if isinstance(message, dict) and message.get("role") == "assistant" and isinstance(content, list):
+            kept = [b for b in content if not (isinstance(b, dict) and b.get("type") == "thinking"
+                                               and not b.get("signature"))]
+            if len(kept) != len(content):
+                changed = True
+                message = {**message, "content": kept or [{"type": "text", "text": ""}]}
+        out.append(message)
+    return out if changed else messages
+
+
 def uses_x_api_key(credential: Credential) -> bool:
     """Anthropic's own API takes `x-api-key`; custom base URLs (proxies, Kimi…) take a Bearer token."""
     parts = urlsplit(credential.base_url)
@@ -35,6 +56,8 @@ class ClaudeProvider:
     ) -> UpstreamRequest:
         payload = dict(body)
         payload["model"] = upstream_model
+        if "messages" in payload:
+            payload["messages"] = drop_unsigned_thinking(payload["messages"])
         betas = payload.pop("betas", None)
         if stream:
             payload["stream"] = True
