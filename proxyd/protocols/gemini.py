@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import math
 import mimetypes
 from collections.abc import Mapping
 from typing import Any
@@ -146,7 +147,8 @@ def _get(obj: Mapping[str, Any], camel: str, snake: str | None = None) -> Any:
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+    """A finite JSON number (bools, NaN and infinities are not)."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _json_text(value: Any) -> str:
@@ -174,7 +176,7 @@ def _parse_time(value: Any) -> int:
             text = f"{head}.{digits[:6]}{rest[len(digits):]}"
         try:
             return int(_dt.datetime.fromisoformat(text).timestamp())
-        except ValueError:
+        except (ValueError, OverflowError, OSError):
             return 0
     return 0
 
@@ -414,6 +416,8 @@ class GeminiCodec:
         if not isinstance(contents, list) or not contents:
             raise CodecError("contents", "must be a non-empty array")
         messages = _RequestDecoder().decode(contents)
+        if not messages:
+            raise CodecError("contents", "no content has any usable part")
         return Request(
             model=model,
             messages=tuple(messages),
@@ -864,6 +868,8 @@ def _encode_declaration(tool: Tool) -> dict[str, Any]:
 
 def _builtin_for_gemini(tool: Tool) -> dict[str, Any] | None:
     raw = tool.builtin or {}
+    if tool.builtin_protocol is WireProtocol.GEMINI:
+        return dict(raw)
     for key, value in raw.items():
         if key in _GEMINI_BUILTINS:
             return {_GEMINI_BUILTINS[key]: value if isinstance(value, Mapping) else {}}
