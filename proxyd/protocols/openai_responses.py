@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
 from typing import Any
 
 import attrs
@@ -1071,7 +1072,7 @@ class ResponsesStreamEncoder:
                 text = inner["message"]
             if isinstance(inner.get("code"), str):
                 code = inner["code"]
-        return self._event("error", {"code": code, "message": text, "param": None})
+        return self._event("error", {"code": code, "message": text})
 
 
 def _error_code(status: int) -> str:
@@ -1406,8 +1407,8 @@ class OpenAIResponsesCodec:
     # ------------------------------------------------------------------ upstream side
     def encode_request(self, request: Request, *, model: str) -> dict[str, Any]:
         tools, custom = _encode_tools(request.tools)
-        extras = request.metadata.get(EXTRAS_KEY) if isinstance(request.metadata, dict) else None
-        extras = extras if isinstance(extras, dict) else {}
+        extras = request.metadata.get(EXTRAS_KEY) if isinstance(request.metadata, Mapping) else None
+        extras = extras if isinstance(extras, Mapping) else {}
         instructions = "\n\n".join(p.text for p in request.system
                                    if p.text and not p.text.startswith(_BILLING_HEADER))
         include = [ENCRYPTED_REASONING_INCLUDE]

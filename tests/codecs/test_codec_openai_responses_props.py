@@ -4,7 +4,8 @@ What a Responses body cannot express, and so is not generated here: `stop`, `see
 candidate count; images/files in assistant turns; thinking issued by other protocols (dropped on encode) and
 the ids of reasoning items (not replayed with store=false); several system parts (they join into `instructions`);
 a tool result split in several text parts (joined into one output string); `strict=None` on tools and
-`parallel=None` on the tool choice (encoded as false / true).
+`parallel=None` on the tool choice (encoded as false / true); metadata keys starting with `_` (internal, never
+sent) and non-string metadata values (OpenAI metadata values are strings).
 """
 
 from __future__ import annotations
@@ -129,7 +130,8 @@ def requests(draw: st.DrawFn) -> Request:
         reasoning=reasoning,
         stream=draw(st.booleans()),
         user=draw(st.none() | ident),
-        metadata=draw(st.dictionaries(ident, st.text(max_size=5), max_size=2)),
+        metadata=draw(st.dictionaries(ident.filter(lambda k: not k.startswith("_")), st.text(max_size=5),
+                                      max_size=2)),
     )
 
 
