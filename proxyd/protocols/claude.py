@@ -157,7 +157,7 @@ def stop_reason_from_finish(reason: FinishReason | None, *, has_tool_calls: bool
     """FinishReason → Claude `stop_reason` (translation.md §2.9; `tool_use` whenever tools were called)."""
     if has_tool_calls:
         return "tool_use"
-    if reason is None:
+    if reason is None or reason is FinishReason.TOOL_CALLS:  # no tool_use block → the turn simply ended
         return "end_turn"
     if reason is FinishReason.STOP and stop_sequence:
         return "stop_sequence"
@@ -605,8 +605,8 @@ class _RequestBuilder:
         for part in message.parts:
             if isinstance(part, ToolResultPart):
                 self._add_result(part)
-            elif isinstance(part, ToolCallPart):
-                turn = self._turn(role)
+            elif isinstance(part, ToolCallPart):  # calls are assistant content, whatever the message says
+                turn = self._turn("assistant")
                 self.turns[turn].blocks.append(self._call_block(part, turn))
             else:
                 block = self._block(part, role)
