@@ -1,6 +1,6 @@
 """Gemini `generateContent` / `streamGenerateContent` (v1beta) ↔ the canonical model.
 
-Mapping decisions (the lossy ones are listed in docs/compatibility.md too):
+Mapping decisions (the lossy ones last):
 - Roles: `model` ↔ assistant; `user`, `function`, `tool` and unknown roles → user.
 - `functionCall` ↔ ToolCallPart: `args` (object) ↔ JSON text; the call's `id` when Gemini gave one, else a minted
   `call_…`; a part's `thoughtSignature` → `signature` with `signature_source=GEMINI`.
@@ -9,13 +9,17 @@ Mapping decisions (the lossy ones are listed in docs/compatibility.md too):
   `{"error": x}` → `is_error` with x's text, anything else → its compact JSON. Encoding: `{"output": text}`, or the
   object itself when the text is a JSON object (no double encoding), `{"error": text}` for errors; images of a
   tool result follow as `inlineData`/`fileData` parts of the same user turn.
-- `thought: true` parts ↔ ThinkingPart. A `thoughtSignature` on a non-thought text part (or a part holding only a
-  signature) becomes an empty ThinkingPart carrying the signature just before that part; encoding attaches a
-  pending Gemini signature to the next part. Foreign signatures are dropped; a function call without a Gemini
-  signature gets `skip_thought_signature_validator` (Gemini 3 rejects replayed calls without one).
+- `thought: true` parts ↔ ThinkingPart. In requests a `thoughtSignature` on a non-thought text part (or a part
+  holding only a signature) becomes an empty ThinkingPart carrying the signature just before that part; in
+  responses it closes the preceding thought (else it is dropped), in streams it is a ThinkingSignature event.
+  Encoding attaches a pending Gemini signature to the next part. Foreign signatures are dropped; a function
+  call without a Gemini signature gets `skip_thought_signature_validator` (Gemini 3 rejects replayed calls
+  without one).
 - Thinking: `thinkingBudget` ↔ `Reasoning.budget_tokens`, `thinkingLevel` ↔ `effort`, `includeThoughts` ↔
-  `include_thoughts`. A budget without a level also fills `effort` through BUDGET_TO_EFFORT; encoding prefers
-  the budget and turns an effort into one with EFFORT_TO_BUDGET (budgets work on every thinking Gemini model).
+  `include_thoughts`. A budget without a level also fills `effort` through `budget_to_effort` (0 none, ≤512
+  minimal, ≤1024 low, ≤8192 medium, ≤24576 high, more xhigh, -1 no effort); encoding prefers the budget and
+  turns an effort into one with EFFORT_TO_BUDGET (none 0, minimal 512, low 1024, medium 8192, high 24576, xhigh
+  32768; budgets work on every thinking Gemini model); `includeThoughts` defaults to budget ≠ 0.
 - `safetySettings` are not canonical: dropped on decode; requests for Gemini get DEFAULT_SAFETY_SETTINGS.
 - Not expressible in Gemini: `ToolChoice.parallel`, `Request.user`, more than 5 stop sequences (the first 5 are
   sent), non-Gemini built-in tools (web search maps to `googleSearch`, others are dropped), provider file ids
@@ -637,7 +641,8 @@ class GeminiCodec:
             parts = raw.get("parts") if isinstance(raw, Mapping) else None
             for part in parts if isinstance(parts, list) else ():
                 if isinstance(part, Mapping):
-                    content.extend(_decode_response_part(part))
+                    for item in _decode_response_part(part):
+                        _append_response_part(content, item)
             saw_tool_call = any(isinstance(p, ToolCallPart) for p in content)
             reason = _get(candidate, "finishReason", "finish_reason")
             native = reason if isinstance(reason, str) else None
@@ -959,6 +964,19 @@ def _decode_response_part(part: Mapping[str, Any]) -> list[Part]:
     if code is not None:
         return [*sig_part, TextPart(code)]
     return sig_part
+
+
+def _append_response_part(content: list[Part], item: Part) -> None:
+    """Add a decoded response part. A signature Gemini put on a non-thought part (the first part after the
+    thoughts) closes the preceding unsigned thought; with no thought before it no consumer can use it (other
+    protocols drop Gemini signatures), so it is not turned into an empty thinking part."""
+    if isinstance(item, ThinkingPart) and not item.text and item.signature:
+        previous = content[-1] if content else None
+        if isinstance(previous, ThinkingPart) and previous.text and not previous.signature:
+            content[-1] = ThinkingPart(text=previous.text, signature=item.signature,
+                                       signature_source=WireProtocol.GEMINI)
+        return
+    content.append(item)
 
 
 # ============================================================================================ streams
