@@ -15,7 +15,8 @@ Lossy mappings (what Messages cannot express, and what happens instead):
   model; `adaptive` is decoded but never emitted) using EFFORT_BUDGETS; budgets are at least 1024 and
   `max_tokens` is raised to `budget + max_tokens` when it would not exceed the budget. Thinking is left off
   when the tool choice forces a tool, or when the turn being continued ends in tool results whose assistant
-  turn carries no Claude-signed thinking block (Anthropic rejects both combinations).
+  turn carries no Claude-signed thinking block, or when the conversation ends with an assistant prefill
+  (Anthropic rejects these combinations).
 - Thinking parts are kept only when their signature was issued by Claude; others are dropped (DECISIONS 8).
   In responses to Claude clients, unsigned/foreign thinking keeps its text with an empty signature.
 - Built-in tools of other protocols are dropped; Claude built-in tools (`type` such as `web_search_20250305`)
@@ -136,6 +137,11 @@ _RESPONSE_FORMAT_SCHEMA = ("Respond with a single valid JSON value that conforms
 
 def _dumps(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def wants_stream(body: Mapping[str, Any]) -> bool:
+    """The `/v1/messages` stream rule (api-surface §4.3): `stream` present and not the JSON literal false."""
+    return "stream" in body and body["stream"] is not False
 
 
 def claude_tool_id(raw: str | None) -> str:
@@ -712,8 +718,11 @@ def _input_schema(parameters: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _thinking_turn_ok(messages: list[dict[str, Any]]) -> bool:
-    """Whether thinking may be enabled: a conversation continuing a tool loop needs a thinking block first."""
-    if len(messages) < 2 or messages[-1]["role"] != "user":
+    """Whether thinking may be enabled: not with an assistant prefill, and a conversation continuing a tool
+    loop needs the assistant turn it continues to open with a thinking block."""
+    if messages and messages[-1]["role"] == "assistant":
+        return False
+    if len(messages) < 2:
         return True
     first = messages[-1]["content"][0] if messages[-1]["content"] else {}
     if first.get("type") != "tool_result":

@@ -215,6 +215,7 @@ def test_encoded_request_satisfies_anthropic_rules(request: Request) -> None:
     if body.get("thinking", {}).get("type") == "enabled":
         assert 1024 <= body["thinking"]["budget_tokens"] < body["max_tokens"]
         assert body.get("tool_choice", {}).get("type") not in ("any", "tool")
+        assert not body["messages"] or body["messages"][-1]["role"] == "user", "no prefill with thinking"
     assert 0 <= body.get("temperature", 0) <= 1
     messages = body["messages"]
     seen_ids: set[str] = set()
@@ -227,7 +228,7 @@ def test_encoded_request_satisfies_anthropic_rules(request: Request) -> None:
             if block["type"] == "text":
                 assert block["text"], "no empty text blocks"
             if block["type"] == "tool_use":
-                assert message["role"] == "assistant" or True
+                assert message["role"] == "assistant"
                 assert TOOL_ID.match(block["id"]) and block["id"] not in seen_ids
                 seen_ids.add(block["id"])
                 assert isinstance(block["input"], dict)
