@@ -23,7 +23,11 @@ Lossy mappings (what Messages cannot express, and what happens instead):
   round-trip raw. Server-tool content blocks (`server_tool_use`, `*_tool_result`) and citations are dropped.
 - A tool result whose call cannot be found in the history becomes a text block (Anthropic rejects orphans).
   History with tool calls but no declared tools gets minimal declarations plus `tool_choice: none`.
-- Image `file` sources decode as FilePart(file_id) (canonical ImagePart has no file id).
+- Image `file` sources decode as FilePart(file_id) (canonical ImagePart has no file id). `cache_control`
+  survives only on text blocks (canonical has no slot on tools, images, documents or tool results);
+  document `context`/`citations`, `service_tier`, `container`, `mcp_servers` are not carried.
+- Responses: images/files in an answer have no Claude block and are dropped; `stop_reason` follows
+  translation.md §2.9 (content_filter → end_turn) and is `tool_use` whenever a tool_use block is present.
 """
 
 from __future__ import annotations
