@@ -17,12 +17,15 @@ from proxyd.http.access_log import setup_access_log
 from proxyd.http.cors import setup_cors
 from proxyd.http.error_handling import setup_error_handling
 from proxyd.http.request_id import setup_request_id
+from proxyd.http.request_metrics import setup_request_metrics
 from proxyd.keys import CLIENT_SESSION, CONFIG_STORE, PIPELINE, RUNTIME
 from proxyd.log import set_debug
 from proxyd.management import add_management_routes
 from proxyd.pipeline.runner import Pipeline
 from proxyd.routes.claude import add_claude_routes
 from proxyd.routes.gemini import add_gemini_routes
+from proxyd.routes.health import add_health_routes
+from proxyd.routes.metrics import add_metrics_routes
 from proxyd.routes.oauth_callbacks import add_oauth_callback_routes
 from proxyd.routes.openai import add_openai_routes
 from proxyd.routes.panel import add_panel_routes
@@ -74,9 +77,12 @@ def create_app(config: Path | ConfigStore, *, watch: bool = True) -> web.Applica
 
     setup_request_id(app)
     setup_access_log(app)
+    setup_request_metrics(app)
     setup_error_handling(app)
 
     add_root_routes(app)
+    add_health_routes(app)
+    add_metrics_routes(app)
     add_openai_routes(app)
     add_claude_routes(app)
     add_gemini_routes(app)
