@@ -1,14 +1,29 @@
-"""Structured logging: JSON lines off a TTY (journald friendly), a readable console format on one."""
+"""Structured logging: JSON lines off a TTY, journald lines under systemd, a readable console format on a TTY.
+
+The ``journal`` format (chosen automatically when ``$JOURNAL_STREAM`` names stdout, or with ``--log-format
+journal``) writes one JSON object per line behind a ``<N>`` syslog-priority prefix: journald strips the prefix
+and stores it as the entry's ``PRIORITY`` (``journalctl -p err``, ``journalctl PRIORITY=3``), and the JSON
+object also carries ``PRIORITY`` plus the request fields first (``request_id``, ``model``, ``provider``,
+``credential``, ``status``, ``latency_ms``), so ``journalctl -o cat`` lines read well with ``jq``.
+"""
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import sys
 from typing import Any, Literal
 
 import structlog
 
-LogFormat = Literal["auto", "json", "console"]
+LogFormat = Literal["auto", "json", "console", "journal"]
+
+# syslog(3) priorities journald understands; unknown levels are "info".
+PRIORITIES = {"critical": 2, "fatal": 2, "exception": 3, "error": 3, "warning": 4, "warn": 4, "notice": 5,
+              "info": 6, "debug": 7}
+# Fields a journal reader filters on, written first in this order.
+JOURNAL_FIELDS = ("request_id", "model", "provider", "credential", "status", "latency_ms")
 
 _SECRET_KEYS = frozenset(
     {"api_key", "api-key", "authorization", "x-api-key", "x-goog-api-key", "token", "secret", "secret_key", "key"}
@@ -31,10 +46,50 @@ def _scrub_secrets(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str,
     return event
 
 
-def setup_logging(*, debug: bool = False, fmt: LogFormat = "auto", stream: Any = None) -> None:
-    """Configure structlog and the stdlib root logger once, at process start."""
+def journal_stream_matches(stream: Any, environ: dict[str, str] | None = None) -> bool:
+    """True when ``$JOURNAL_STREAM`` (``device:inode``) names the file behind ``stream``: journald reads it."""
+    value = (os.environ if environ is None else environ).get("JOURNAL_STREAM", "")
+    dev, sep, ino = value.partition(":")
+    if not sep:
+        return False
+    try:
+        st = os.fstat(stream.fileno())
+        return (st.st_dev, st.st_ino) == (int(dev), int(ino))
+    except (AttributeError, OSError, ValueError):
+        return False
+
+
+def resolve_format(fmt: LogFormat, stream: Any) -> LogFormat:
+    """``auto`` becomes ``journal`` under journald, ``console`` on a TTY, ``json`` otherwise."""
+    if fmt != "auto":
+        return fmt
+    if journal_stream_matches(stream):
+        return "journal"
+    return "console" if stream.isatty() else "json"
+
+
+def priority_of(level: str) -> int:
+    """The syslog priority for a structlog level name."""
+    return PRIORITIES.get(level.lower(), 6)
+
+
+class JournalRenderer:
+    """Render an event as ``<N>{json}``: syslog prefix for journald, ``PRIORITY`` and request fields first."""
+
+    def __call__(self, _logger: Any, _name: str, event: dict[str, Any]) -> str:
+        priority = priority_of(str(event.get("level", "info")))
+        ordered: dict[str, Any] = {"PRIORITY": str(priority)}
+        for key in ("timestamp", "level", "event", *JOURNAL_FIELDS):
+            if key in event:
+                ordered[key] = event.pop(key)
+        ordered.update(event)
+        return f"<{priority}>" + json.dumps(ordered, default=str, ensure_ascii=False)
+
+
+def setup_logging(*, debug: bool = False, fmt: LogFormat = "auto", stream: Any = None) -> LogFormat:
+    """Configure structlog and the stdlib root logger once, at process start; returns the format in use."""
     stream = stream or sys.stdout
-    use_json = fmt == "json" or (fmt == "auto" and not stream.isatty())
+    fmt = resolve_format(fmt, stream)
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
@@ -42,8 +97,11 @@ def setup_logging(*, debug: bool = False, fmt: LogFormat = "auto", stream: Any =
         _scrub_secrets,
     ]
     renderer: Any
-    if use_json:
+    if fmt == "json":
         renderer = structlog.processors.JSONRenderer()
+        shared.append(structlog.processors.format_exc_info)
+    elif fmt == "journal":
+        renderer = JournalRenderer()
         shared.append(structlog.processors.format_exc_info)
     else:
         renderer = structlog.dev.ConsoleRenderer(colors=stream.isatty())
@@ -65,6 +123,7 @@ def setup_logging(*, debug: bool = False, fmt: LogFormat = "auto", stream: Any =
     set_debug(debug)
     # aiohttp's own access log duplicates ours.
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    return fmt
 
 
 def set_debug(debug: bool) -> None:
