@@ -6,6 +6,7 @@ import attrs
 
 from proxyd.config import Config, ConfigChange
 from proxyd.credentials.from_config import credentials_from_config
+from proxyd.credentials.manager import CredentialManager
 from proxyd.credentials.model import Credential
 from proxyd.credentials.selectors import Selector, make_selector
 from proxyd.models.registry import ModelRegistry
@@ -28,16 +29,20 @@ class Runtime:
     registry: ModelRegistry
     selector: Selector
     api_keys: frozenset[str]
+    manager: CredentialManager
 
     @classmethod
-    def build(cls, config: Config) -> Runtime:
+    def build(cls, config: Config, manager: CredentialManager | None = None) -> Runtime:
         credentials = tuple(credentials_from_config(config))
+        manager = manager or CredentialManager()
+        manager.sync(credentials)
         return cls(
             config=config,
             credentials=credentials,
             registry=ModelRegistry(credentials, force_model_prefix=config.force_model_prefix),
             selector=make_selector(config.routing.strategy),
             api_keys=frozenset(config.api_keys),
+            manager=manager,
         )
 
     def updated(self, change: ConfigChange) -> Runtime:
@@ -47,11 +52,12 @@ class Runtime:
         if change.changed & CREDENTIAL_KEYS:
             credentials = tuple(credentials_from_config(config))
             registry = ModelRegistry(credentials, force_model_prefix=config.force_model_prefix)
+            self.manager.sync(credentials)  # unchanged credentials keep their cooldowns and counts
         selector = self.selector
         if config.routing.strategy != self.selector.name:
             selector = make_selector(config.routing.strategy)
         return Runtime(config=config, credentials=credentials, registry=registry, selector=selector,
-                       api_keys=frozenset(config.api_keys))
+                       api_keys=frozenset(config.api_keys), manager=self.manager)
 
 
 class RuntimeHolder:

@@ -786,6 +786,7 @@ def _build(r: _Reader, root: Mapping[Any, Any], config_version: int) -> Config:
         trusted_proxies=_trusted_proxies(r, root),
         upstream_timeouts=timeouts,
         shutdown_grace_seconds=_positive_number(r, root, "shutdown-grace-seconds", (), 30, allow_zero=True),
+        max_cooldown_seconds=_positive_number(r, root, "max-cooldown-seconds", (), 1800),
         config_version=config_version,
         extra=extra,
     )

@@ -385,6 +385,7 @@ class Config:
     trusted_proxies: tuple[str, ...] = ()
     upstream_timeouts: UpstreamTimeouts = attrs.field(factory=UpstreamTimeouts)
     shutdown_grace_seconds: float = 30
+    max_cooldown_seconds: float = 1800
     config_version: int = 0
     extra: dict[str, Any] = attrs.field(factory=dict)
 

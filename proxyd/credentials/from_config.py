@@ -62,7 +62,7 @@ def _mappings(configured: Sequence[ModelAlias], default_section: str, excluded: 
                 continue
             info = dict(catalog.find(m.name) or {})
             info.update({"owned_by": owned_by, "type": kind_type})
-            out.append(ModelMapping(upstream=m.name, exposed=m.alias or m.name, info=info))
+            out.append(ModelMapping(upstream=m.name, exposed=m.alias or m.name, info=info, user_defined=True))
         return tuple(out)
     for entry in catalog.section(default_section):
         model_id = str(entry["id"])
@@ -106,7 +106,7 @@ def openai_compat_credentials(config: Config, seen: Counter[str]) -> list[Creden
         provider = (entry.name or "openai-compatibility").strip().lower()
         kind = f"openai-compatibility:{provider}"
         models = tuple(
-            ModelMapping(upstream=m.name, exposed=m.alias or m.name,
+            ModelMapping(upstream=m.name, exposed=m.alias or m.name, user_defined=True,
                          info={"owned_by": entry.name or provider, "type": "openai-compatibility"})
             for m in entry.models if m.name
         )

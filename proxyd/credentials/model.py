@@ -18,6 +18,7 @@ class ModelMapping:
     upstream: str
     exposed: str
     info: Mapping[str, Any] | None = attrs.field(default=None, eq=False, repr=False)
+    user_defined: bool = False  # listed in the config's `models:` rather than taken from the catalogue
 
 
 @attrs.frozen

@@ -16,6 +16,7 @@ from aiohttp import web
 
 from proxyd.config.load import parse_config_text
 from proxyd.keys import CONFIG_STORE
+from proxyd.management import credentials
 from proxyd.management.access import ManagementAccess, build_headers
 from proxyd.management.config_view import config_json
 from proxyd.management.secret import env_password
@@ -154,5 +155,7 @@ def add_management_routes(app: web.Application, *, env_secret: str | None = None
         web.get(f"{PREFIX}/config", guarded(get_config), allow_head=False),
         web.get(f"{PREFIX}/config.yaml", guarded(get_config_yaml), allow_head=False),
         web.put(f"{PREFIX}/config.yaml", guarded(put_config_yaml)),
+        web.get(f"{PREFIX}/credentials", guarded(credentials.list_credentials), allow_head=False),
+        web.post(f"{PREFIX}/credentials/reset", guarded(credentials.reset_cooldown)),
     ]
     app.add_routes(routes)

@@ -8,7 +8,7 @@ from typing import Any
 
 import attrs
 
-from proxyd.credentials.model import Credential
+from proxyd.credentials.model import Credential, ModelMapping
 
 
 @attrs.frozen
@@ -17,6 +17,13 @@ class Route:
 
     credential: Credential
     upstream_models: tuple[str, ...]
+
+    def mapping_for(self, upstream: str) -> ModelMapping | None:
+        """The credential's model entry for one upstream name (catalogue metadata, user-defined flag)."""
+        for mapping in self.credential.models:
+            if mapping.upstream == upstream:
+                return mapping
+        return None
 
 
 @attrs.frozen

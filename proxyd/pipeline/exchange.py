@@ -17,10 +17,12 @@ from proxyd.protocols.base import WireProtocol
 from proxyd.protocols.sse import SSEEvent
 
 if TYPE_CHECKING:
+    from proxyd.credentials.model import Credential
     from proxyd.models.registry import Route
     from proxyd.pipeline.translate import Translation
     from proxyd.providers.base import Provider, UpstreamReply
     from proxyd.runtime import Runtime
+    from proxyd.thinking import ThinkingConfig
 
 
 def error_family_of(protocol: WireProtocol) -> ErrorFamily:
@@ -66,7 +68,10 @@ class Exchange:
     request_id: str = ""
     path_model: str | None = None  # Gemini routes carry the model in the URL
     client_key: str | None = None
-    model: str = ""
+    model: str = ""  # as the client asked (answers carry it back)
+    route_model: str = ""  # the model routed and cooled down by: suffix removed, `auto` resolved
+    thinking_suffix: ThinkingConfig | None = None
+    held_credential: Credential | None = None  # in flight until the answer is written
     stream: bool = False
     forced_stream: bool | None = None  # set by routes whose URL decides streaming (Gemini, count_tokens)
     count: bool = False  # a token-count request (`/v1/messages/count_tokens`, Gemini `:countTokens`)
@@ -121,3 +126,6 @@ class Exchange:
         if self.upstream is not None:
             self.upstream.close()
             self.upstream = None
+        if self.held_credential is not None:
+            self.runtime.manager.release(self.held_credential)
+            self.held_credential = None

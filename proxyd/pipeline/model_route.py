@@ -5,9 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from proxyd.http.errors import ProxyError
+from proxyd.models.registry import Route
 from proxyd.pipeline.exchange import Candidate, Exchange
 from proxyd.protocols.base import WireProtocol
 from proxyd.providers.registry import provider_for
+from proxyd.thinking import parse_suffix, resolve_auto_model, split_model_suffix
 
 
 def wants_stream(protocol: WireProtocol, body: dict[str, Any]) -> bool:
@@ -29,9 +31,30 @@ def requested_model(exchange: Exchange, body: dict[str, Any]) -> str:
 
 
 class ModelRouteStage:
-    """Resolves aliases, prefixes and pools through the registry; orders credentials by the routing strategy."""
+    """Resolves aliases, prefixes and pools through the registry; orders credentials by the routing strategy.
+
+    `name(value)` thinking suffixes are split off for routing (api-surface §4.1): the base name routes, the
+    suffix becomes the request's thinking setting; a suffixed name that is itself registered routes as is.
+    `auto` picks the newest registered model.
+    """
 
     name = "model-route"
+
+    @staticmethod
+    def _resolve(exchange: Exchange) -> list[Route]:
+        registry = exchange.runtime.registry
+        model = exchange.model
+        base, suffix = split_model_suffix(model)
+        if base == "auto":
+            resolved = resolve_auto_model(model, [(m.id, m.created) for m in registry.list_models()])
+            base, suffix = split_model_suffix(resolved)
+        routes = registry.routes(base)
+        if routes:
+            exchange.route_model = base
+            exchange.thinking_suffix = parse_suffix(suffix) if suffix is not None else None
+            return routes
+        exchange.route_model = model
+        return registry.routes(model)
 
     async def run(self, exchange: Exchange) -> None:
         body = await exchange.json_body()
@@ -41,11 +64,11 @@ class ModelRouteStage:
         else:
             exchange.stream = wants_stream(exchange.protocol, body)
         runtime = exchange.runtime
-        routes = runtime.registry.routes(exchange.model)
+        routes = self._resolve(exchange)
         if not routes:
             raise ProxyError(404, f"unknown provider for model {exchange.model}", type="invalid_request_error",
                              code="model_not_found", param="model")
-        ordered = runtime.selector.order(exchange.model, routes)
+        ordered = runtime.selector.order(exchange.route_model, routes)
         exchange.candidates = [
             Candidate(route=route, upstream_model=upstream, provider=provider_for(route.credential.kind))
             for route in ordered

@@ -1203,4 +1203,6 @@ class GeminiStreamEncoder:
         if self.done:
             return b""
         self.done = True
-        return frame(_json_text(error_body(status, message)).encode(), event="error")
+        # Data-only (the reference adds `event: error`, which google-genai cannot parse and reports as an
+        # unknown response; without it the SDK raises an APIError with the status and message).
+        return frame(_json_text(error_body(status, message)).encode())

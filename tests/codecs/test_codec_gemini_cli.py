@@ -70,7 +70,7 @@ def test_stream_envelope_wraps_data_frames_only() -> None:
     assert bodies[-1]["response"]["candidates"][0]["finishReason"] == "STOP"
     assert encoder.error(500, "late") == b""  # nothing after the end of the stream
     error = CliStreamEncoder(codec.stream_encoder(model="alias")).error(500, "boom")
-    assert error.startswith(b"event: error\ndata: ") and b'"response"' not in error
+    assert error.startswith(b"data: {\"error\"") and b'"response"' not in error
     assert wrap_sse(b"") == b"" and wrap_sse(b"data: not json\n\n") == b"data: not json\n\n"
 
 

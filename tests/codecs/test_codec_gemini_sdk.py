@@ -196,25 +196,20 @@ async def test_sdk_stream_usage_before_finish_and_length() -> None:
 
 
 async def test_sdk_stream_mid_stream_error_ends_the_stream_with_an_error() -> None:
-    # api-surface §6.6: `event: error` + `data: <Google error body>`. google-genai has no notion of `event:`
-    # lines: it fails on that line (UnknownApiResponseError) after yielding the chunks before it. Without the
-    # `event:` line it would raise APIError with the code; the frame follows the reference (see report).
+    # The error frame is data-only (docs/compatibility.md): google-genai raises APIError with the status and
+    # message after yielding the chunks before it. (The reference's `event: error` line makes the SDK fail
+    # with UnknownApiResponseError and lose both.)
     encoder = GeminiCodec().stream_encoder(model=MODEL)
     raw = [encoder.encode(TextDelta("partial")), encoder.error(503, "upstream unavailable")]
     assert encoder.close() == b"" and encoder.encode(TextDelta("late")) == b""
-    assert raw[1] == (b'event: error\ndata: {"error":{"code":503,"message":"upstream unavailable",'
+    assert raw[1] == (b'data: {"error":{"code":503,"message":"upstream unavailable",'
                       b'"status":"UNAVAILABLE"}}\n\n')
     seen: list[str] = []
-    with pytest.raises((errors.APIError, errors.UnknownApiResponseError)):  # noqa: PT012 - raised mid-iteration
-        async with ReplayServer(raw) as srv:
+    async with ReplayServer(raw) as srv:
+        with pytest.raises(errors.APIError) as info:  # noqa: PT012 - raised mid-iteration
             async for chunk in await _client(srv.url).aio.models.generate_content_stream(model=MODEL, contents="x"):
                 seen.append(chunk.text or "")
     assert seen == ["partial"]
-    # The data line alone is a Google error body the SDK maps to APIError with the status code.
-    async with ReplayServer([raw[0], raw[1].split(b"\n", 1)[1]]) as srv:
-        with pytest.raises(errors.APIError) as info:
-            async for _ in await _client(srv.url).aio.models.generate_content_stream(model=MODEL, contents="x"):
-                pass
     assert info.value.code == 503 and "upstream unavailable" in str(info.value)
 
 

@@ -35,6 +35,7 @@ def matrix_config(fake_openai: Any, fake_claude: Any, fake_gemini: Any, fake_cod
     """One provider per upstream fake: aliases compat-model, claude-model, gemini-model, codex-model."""
     return f"""\
 host: "127.0.0.1"
+request-retry: 0  # translation tests: an upstream error reaches the client at once
 api-keys:
   - "{MATRIX_CLIENT_KEY}"
 openai-compatibility:

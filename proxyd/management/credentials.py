@@ -1,0 +1,40 @@
+"""proxyd's own management routes: every credential's live state, and lifting cooldowns.
+
+`GET  /v0/management/credentials` → `{"credentials": [...]}` (ok / cooling / disabled, cooldowns per model with
+the reason and the upstream's last error, in-flight and success/failure counts; never a secret).
+`POST /v0/management/credentials/reset` with `{"id": "...", "model": "..."?}` (no id = every credential)
+lifts cooldowns — the reference's later `reset-quota`.
+"""
+
+from __future__ import annotations
+
+import json
+
+from aiohttp import web
+
+from proxyd.keys import RUNTIME
+
+
+async def list_credentials(request: web.Request) -> web.StreamResponse:
+    manager = request.app[RUNTIME].current.manager
+    return web.json_response({"credentials": manager.snapshot()})
+
+
+async def reset_cooldown(request: web.Request) -> web.StreamResponse:
+    manager = request.app[RUNTIME].current.manager
+    raw = await request.read()
+    try:
+        body = json.loads(raw) if raw.strip() else {}
+    except ValueError:
+        return web.json_response({"error": "invalid body"}, status=400)
+    if not isinstance(body, dict):
+        return web.json_response({"error": "invalid body"}, status=400)
+    credential_id, model = body.get("id"), body.get("model")
+    if (credential_id is not None and not isinstance(credential_id, str)) or (
+            model is not None and not isinstance(model, str)):
+        return web.json_response({"error": "invalid body"}, status=400)
+    ids = [credential_id] if credential_id else [c["id"] for c in manager.snapshot()]
+    for one in ids:
+        if not manager.clear_cooldown(one, model):
+            return web.json_response({"error": "credential not found"}, status=404)
+    return web.json_response({"status": "ok", "reset": ids})
