@@ -68,6 +68,14 @@ def test_codex_always_streams_and_drops_fields() -> None:
     body = json.loads(req.body)
     assert req.url == "http://127.0.0.1:9/v1/responses"
     assert body["stream"] is True and body["instructions"] == "" and "previous_response_id" not in body
+    assert body["store"] is False and body["include"] == ["reasoning.encrypted_content"]
+    assert body["input"] == [{"type": "message", "role": "user", "content": [{"type": "input_text", "text": "hi"}]}]
+    tuned = codex.build_request(_cred("codex", "http://x"), "gpt-5", {"input": [{"role": "system", "content": "s"}],
+                                "temperature": 0.2, "max_output_tokens": 9, "service_tier": "flex"},
+                                stream=True, client_headers=NO_HEADERS)
+    tuned_body = json.loads(tuned.body)
+    assert tuned_body["input"][0]["role"] == "developer"
+    assert not {"temperature", "max_output_tokens", "service_tier"} & set(tuned_body)
     assert req.headers["Authorization"] == "Bearer k"
 
 

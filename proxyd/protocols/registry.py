@@ -1,4 +1,4 @@
-"""The codec of each wire protocol (imported lazily; a protocol without a codec can only pass through)."""
+"""The codec of each wire protocol, imported lazily (a protocol without a codec can only pass through)."""
 
 from __future__ import annotations
 
@@ -19,11 +19,10 @@ _CODECS: dict[WireProtocol, tuple[str, str]] = {
 
 @functools.cache
 def codec_for(protocol: WireProtocol) -> Codec | None:
-    """The protocol's codec instance, or None when none is available."""
-    module_name, class_name = _CODECS[protocol]
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError:
+    """The protocol's codec instance (imported on first use), or None for a protocol without one."""
+    entry = _CODECS.get(protocol)
+    if entry is None:
         return None
-    codec_class = getattr(module, class_name, None)
-    return codec_class() if codec_class is not None else None
+    module_name, class_name = entry
+    codec: Codec = getattr(importlib.import_module(module_name), class_name)()
+    return codec

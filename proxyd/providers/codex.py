@@ -12,7 +12,9 @@ from proxyd.providers.base import LocalCount, UpstreamRequest, custom_headers, j
 
 CODEX_VERSION = "0.101.0"
 DEFAULT_USER_AGENT = "codex_cli_rs/0.101.0 (Mac OS 26.0.1; arm64) Apple_Terminal/464"
-_DROPPED_FIELDS = ("previous_response_id", "prompt_cache_retention", "safety_identifier")
+# Fields the Codex backend rejects (translation.md §3.12, routing.md §2.6).
+_DROPPED_FIELDS = ("previous_response_id", "prompt_cache_retention", "safety_identifier", "max_output_tokens",
+                   "max_completion_tokens", "temperature", "top_p", "truncation", "context_management", "user")
 
 
 class CodexProvider(LocalCount):
@@ -31,7 +33,24 @@ class CodexProvider(LocalCount):
         payload["stream"] = True
         for name in _DROPPED_FIELDS:
             payload.pop(name, None)
+        if payload.get("service_tier") != "priority":
+            payload.pop("service_tier", None)
         payload.setdefault("instructions", "")
+        payload["store"] = False
+        payload.setdefault("parallel_tool_calls", True)
+        include = payload.get("include")
+        include = [i for i in include if isinstance(i, str)] if isinstance(include, list) else []
+        if "reasoning.encrypted_content" not in include:
+            include.append("reasoning.encrypted_content")
+        payload["include"] = include
+        if isinstance(payload.get("input"), str):
+            payload["input"] = [{"type": "message", "role": "user",
+                                 "content": [{"type": "input_text", "text": payload["input"]}]}]
+        if isinstance(payload.get("input"), list):
+            payload["input"] = [
+                {**item, "role": "developer"} if isinstance(item, dict) and item.get("role") == "system" else item
+                for item in payload["input"]
+            ]
         headers = {
             "Content-Type": "application/json",
             "Accept": "text/event-stream",
