@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
     from proxyd.credentials.model import Credential
     from proxyd.models.registry import Route
     from proxyd.pipeline.translate import Translation
+    from proxyd.protocols.canonical import Usage
     from proxyd.providers.base import Provider, UpstreamReply
     from proxyd.runtime import Runtime
     from proxyd.thinking import ThinkingConfig
@@ -85,6 +87,9 @@ class Exchange:
     attempts: list[Attempt] = attrs.Factory(list)
     last_error: UpstreamError | None = None
     response: web.StreamResponse | None = None
+    usage: Usage | None = None
+    failed_mid_stream: bool = False
+    started: float = attrs.Factory(time.perf_counter)
     log: Any = attrs.Factory(lambda: structlog.get_logger("proxyd.exchange"))
     _raw_body: bytes | None = None
     _body: dict[str, Any] | None = None

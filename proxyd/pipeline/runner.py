@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+from collections.abc import Callable, Sequence
 
+import structlog
 from aiohttp import web
 
-from proxyd.http.errors import UpstreamError
+from proxyd.http.errors import ProxyError, UpstreamError
 from proxyd.pipeline.auth import AuthStage
 from proxyd.pipeline.dispatch import DispatchStage
 from proxyd.pipeline.exchange import Exchange, error_family_of
 from proxyd.pipeline.model_route import ModelRouteStage
+from proxyd.pipeline.record import RequestRecord, record_of
 from proxyd.pipeline.stage import Stage
 from proxyd.pipeline.stream_rewrite import StreamRewriteStage
 from proxyd.pipeline.translate import TranslateStage
+
+log = structlog.get_logger(__name__)
 
 
 def default_stages() -> list[Stage]:
@@ -21,11 +26,19 @@ def default_stages() -> list[Stage]:
     return [AuthStage(), ModelRouteStage(), TranslateStage(), DispatchStage(), StreamRewriteStage()]
 
 
+Observer = Callable[[RequestRecord], None]
+
+
 class Pipeline:
-    """Runs stages in order over one Exchange and always releases its upstream connection."""
+    """Runs stages in order over one Exchange and always releases its upstream connection.
+
+    `observers` are told about every finished request (a RequestRecord: usage, status, latency); they run
+    after the answer is written, must be quick and never raise into the request (errors are logged).
+    """
 
     def __init__(self, stages: Sequence[Stage] | None = None) -> None:
         self.stages: list[Stage] = list(stages) if stages is not None else default_stages()
+        self.observers: list[Observer] = []
 
     def replace(self, name: str, stage: Stage) -> None:
         """Swap the stage called `name` (tests and extensions use this)."""
@@ -36,18 +49,39 @@ class Pipeline:
         raise KeyError(name)
 
     async def run(self, exchange: Exchange) -> web.StreamResponse:
+        status = 500
         try:
             for stage in self.stages:
                 await stage.run(exchange)
+            if exchange.response is None:
+                raise RuntimeError("pipeline finished without a response")
+            status = exchange.response.status
+            return exchange.response
         except UpstreamError as error:
             if exchange.response is not None and exchange.response.prepared:
                 raise
-            return self._upstream_error_response(exchange, error)
+            response = self._upstream_error_response(exchange, error)
+            status = response.status
+            return response
+        except ProxyError as error:
+            status = error.status
+            raise
+        except asyncio.CancelledError:
+            status = 499  # the client went away
+            raise
         finally:
             await exchange.aclose()
-        if exchange.response is None:
-            raise RuntimeError("pipeline finished without a response")
-        return exchange.response
+            self._notify(exchange, status)
+
+    def _notify(self, exchange: Exchange, status: int) -> None:
+        if not self.observers or exchange.model == "":
+            return
+        record = record_of(exchange, status)
+        for observer in self.observers:
+            try:
+                observer(record)
+            except Exception:
+                log.exception("request observer failed", observer=getattr(observer, "__qualname__", "?"))
 
     @staticmethod
     def _upstream_error_response(exchange: Exchange, error: UpstreamError) -> web.StreamResponse:

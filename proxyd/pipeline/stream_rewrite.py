@@ -54,10 +54,13 @@ class StreamRewriteStage:
             exchange.response = self._count_response(exchange)
             return
         rewriter = exchange.translation.rewriter_for(exchange.chosen.provider.protocol)
-        if exchange.stream:
-            await self._stream(exchange, rewriter)
-        else:
-            await self._whole(exchange, rewriter)
+        try:
+            if exchange.stream:
+                await self._stream(exchange, rewriter)
+            else:
+                await self._whole(exchange, rewriter)
+        finally:
+            exchange.usage = rewriter.usage
 
     @staticmethod
     def _count_response(exchange: Exchange) -> web.Response:
@@ -111,6 +114,7 @@ class StreamRewriteStage:
         except (aiohttp.ClientError, SSEError, TimeoutError, ValueError) as exc:
             exchange.log.warning("upstream stream failed mid-way", error=str(exc))
             error = UpstreamError(502, f"upstream stream failed: {exc}".encode())
+            exchange.failed_mid_stream = True
             await response.write(rewriter.error_frame(error))
             await response.write_eof()
             return

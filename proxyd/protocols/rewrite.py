@@ -15,8 +15,10 @@ from proxyd.http.errors import ErrorFamily, ProxyError, UpstreamError
 from proxyd.protocols import openai_completions
 from proxyd.protocols.aggregate import StreamAggregator
 from proxyd.protocols.base import WireProtocol
+from proxyd.protocols.canonical import StreamEvent, Usage, UsageUpdate
 from proxyd.protocols.codec import Codec
 from proxyd.protocols.sse import SSEEvent, frame
+from proxyd.protocols.usage import UsageTap, merge, usage_in
 
 _MODEL_FIELD = re.compile(rb'"model"\s*:\s*"(?:[^"\\]|\\.)*"')
 DONE = b"[DONE]"
@@ -36,7 +38,12 @@ def error_status_message(error: ProxyError | UpstreamError) -> tuple[int, str]:
 
 
 class ResponseRewriter(Protocol):
-    """Turns one upstream protocol's answer into the client protocol's, piece by piece."""
+    """Turns one upstream protocol's answer into the client protocol's, piece by piece.
+
+    `usage` holds the token usage seen so far (None when the upstream reported none).
+    """
+
+    usage: Usage | None
 
     def body(self, upstream: bytes) -> bytes:
         """A non-streaming upstream body → the client's body."""
@@ -69,8 +76,14 @@ class SSEPassthrough:
         self._model = json.dumps(client_model).encode()
         self._client_model = client_model
         self._codec = codec
+        self._tap = UsageTap(protocol)
+
+    @property
+    def usage(self) -> Usage | None:
+        return self._tap.usage
 
     def body(self, upstream: bytes) -> bytes:
+        self._tap.feed(upstream)
         return rename_model(upstream, self._model)
 
     def stream_body(self, events: Iterable[SSEEvent]) -> bytes:
@@ -83,7 +96,9 @@ class SSEPassthrough:
                 if isinstance(data, dict) and data.get("type") in ("response.completed", "response.incomplete"):
                     response = data.get("response")
                     if isinstance(response, dict):
-                        return rename_model(json.dumps(response, ensure_ascii=False).encode(), self._model)
+                        encoded = json.dumps(response, ensure_ascii=False).encode()
+                        self._tap.feed(encoded)
+                        return rename_model(encoded, self._model)
             raise UpstreamError(408, b"stream error: stream disconnected before completion")
         raise ProxyError(502, f"upstream {self._protocol} answered a stream to a non-streaming request",
                          type="server_error")
@@ -92,6 +107,7 @@ class SSEPassthrough:
         data = event.data
         if self._protocol is WireProtocol.OPENAI_CHAT and data.strip() == DONE:
             return b""  # re-emitted once at the clean end
+        self._tap.feed(data)
         if self._protocol is not WireProtocol.GEMINI:
             data = rename_model(data, self._model)
         return frame(data, event.event)
@@ -111,9 +127,11 @@ class CompletionsFromChat:
 
     def __init__(self, client_model: str) -> None:
         self._model = client_model
+        self.usage: Usage | None = None
 
     def body(self, upstream: bytes) -> bytes:
         chat = json.loads(upstream)
+        self.usage = usage_in(WireProtocol.OPENAI_CHAT, chat)
         out = openai_completions.chat_response_to_completion(chat)
         out["model"] = self._model
         return json.dumps(out, ensure_ascii=False).encode()
@@ -127,6 +145,7 @@ class CompletionsFromChat:
         chunk = json.loads(event.data)
         if not isinstance(chunk, dict):
             return b""
+        self.usage = merge(self.usage, usage_in(WireProtocol.OPENAI_CHAT, chunk))
         out = openai_completions.chat_chunk_to_completion(chunk)
         if out is None:
             return b""
@@ -149,20 +168,28 @@ class CanonicalRewriter:
         self._model = client_model
         self._decoder = upstream.stream_decoder()
         self._encoder = client.stream_encoder(model=client_model)
+        self.usage: Usage | None = None
+
+    def _seen(self, events: list[StreamEvent]) -> list[StreamEvent]:
+        for event in events:
+            if isinstance(event, UsageUpdate):
+                self.usage = event.usage
+        return events
 
     def body(self, upstream: bytes) -> bytes:
         data = json.loads(upstream)
         if not isinstance(data, dict):
             raise ValueError("upstream body is not a JSON object")
         response = self._upstream.decode_response(data)
+        self.usage = response.usage
         return json.dumps(self._client.encode_response(response, model=self._model), ensure_ascii=False).encode()
 
     def stream_body(self, events: Iterable[SSEEvent]) -> bytes:
         aggregator = StreamAggregator()
         for event in events:
-            for canonical in self._decoder.decode(event):
+            for canonical in self._seen(self._decoder.decode(event)):
                 aggregator.feed(canonical)
-        for canonical in self._decoder.close():
+        for canonical in self._seen(self._decoder.close()):
             aggregator.feed(canonical)
         if aggregator.error is not None:
             raise UpstreamError(aggregator.error.status or 502, aggregator.error.message.encode())
@@ -172,10 +199,10 @@ class CanonicalRewriter:
         return json.dumps(encoded, ensure_ascii=False).encode()
 
     def event(self, event: SSEEvent) -> bytes:
-        return b"".join(self._encoder.encode(c) for c in self._decoder.decode(event))
+        return b"".join(self._encoder.encode(c) for c in self._seen(self._decoder.decode(event)))
 
     def done(self) -> bytes:
-        tail = b"".join(self._encoder.encode(c) for c in self._decoder.close())
+        tail = b"".join(self._encoder.encode(c) for c in self._seen(self._decoder.close()))
         return tail + self._encoder.close()
 
     def error_frame(self, error: ProxyError | UpstreamError) -> bytes:
