@@ -8,7 +8,7 @@ from proxyd.config import Config, ConfigChange
 from proxyd.credentials.from_config import credentials_from_config
 from proxyd.credentials.manager import CredentialManager
 from proxyd.credentials.model import Credential
-from proxyd.credentials.selectors import Selector, make_selector
+from proxyd.credentials.selectors import PoolRotation, Selector, make_selector
 from proxyd.models.registry import ModelRegistry
 
 # Top-level config keys whose change means the credential set / model index must be rebuilt.
@@ -30,6 +30,7 @@ class Runtime:
     selector: Selector
     api_keys: frozenset[str]
     manager: CredentialManager
+    pools: PoolRotation = attrs.field(factory=PoolRotation)
 
     @classmethod
     def build(cls, config: Config, manager: CredentialManager | None = None) -> Runtime:
@@ -57,7 +58,7 @@ class Runtime:
         if config.routing.strategy != self.selector.name:
             selector = make_selector(config.routing.strategy)
         return Runtime(config=config, credentials=credentials, registry=registry, selector=selector,
-                       api_keys=frozenset(config.api_keys), manager=self.manager)
+                       api_keys=frozenset(config.api_keys), manager=self.manager, pools=self.pools)
 
 
 class RuntimeHolder:

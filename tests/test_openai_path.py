@@ -234,3 +234,81 @@ async def test_client_disconnect_cancels_upstream(fake_openai: FakeOpenAIUpstrea
         resp.close()
     await asyncio.wait_for(fake_openai.client_disconnected.wait(), 2.0)
     assert fake_openai.completed_streams == 0
+
+
+async def test_pool_rotates_across_requests(fake_openai: FakeOpenAIUpstream, proxyd_factory) -> None:
+    config = compat_config(fake_openai.base_url).replace(
+        '      - name: "gpt-4o-mini"\n        alias: "mini"',
+        '      - name: "gpt-4o-mini"\n        alias: "my-model"',
+    )
+    server = await proxyd_factory(config)
+    client = sdk(server)
+    for _ in range(4):
+        await client.chat.completions.create(model="my-model", messages=MESSAGES)
+    assert [r.json["model"] for r in fake_openai.requests] == ["gpt-4o", "gpt-4o-mini", "gpt-4o", "gpt-4o-mini"]
+    await client.close()
+
+
+async def test_excluded_models_hidden_and_refused(fake_gemini, proxyd_factory) -> None:
+    config = f"""\
+api-keys: ["client-key"]
+gemini-api-key:
+  - api-key: "g1"
+    base-url: "{fake_gemini.base_url}"
+    excluded-models: ["gemini-2.5-*", "*image*"]
+"""
+    server = await proxyd_factory(config)
+    client = sdk(server)
+    ids = {m.id async for m in client.models.list()}
+    assert "gemini-3-pro-preview" in ids
+    assert not any(i.startswith("gemini-2.5-") or "image" in i for i in ids)
+    with pytest.raises(openai.NotFoundError):
+        await client.chat.completions.create(model="gemini-2.5-pro", messages=MESSAGES)
+    reply = await client.chat.completions.create(model="gemini-3-pro-preview", messages=MESSAGES)
+    assert reply.choices[0].message.content == fake_gemini.reply_text
+    await client.close()
+
+
+@pytest.mark.parametrize("suffix", ["", "/"])
+async def test_gemini_base_url_with_and_without_slash(fake_gemini, proxyd_factory, suffix: str) -> None:
+    base = fake_gemini.base_url + suffix
+    server = await proxyd_factory(
+        f'api-keys: ["client-key"]\ngemini-api-key:\n  - api-key: "g"\n    base-url: "{base}"\n')
+    client = sdk(server)
+    await client.chat.completions.create(model="gemini-2.5-flash", messages=MESSAGES)
+    assert fake_gemini.last.path == "/v1beta/models/gemini-2.5-flash:generateContent"
+    await client.close()
+
+
+async def test_vertex_api_key_path(fake_gemini, proxyd_factory) -> None:
+    server = await proxyd_factory(
+        f'api-keys: ["client-key"]\nvertex-api-key:\n  - api-key: "v"\n    base-url: "{fake_gemini.base_url}"\n'
+        '    models:\n      - name: "gemini-2.5-pro"\n        alias: "vx"\n')
+    client = sdk(server)
+    stream = await client.chat.completions.create(model="vx", messages=MESSAGES, stream=True)
+    text = "".join([c.choices[0].delta.content or "" async for c in stream if c.choices])
+    assert text == fake_gemini.reply_text
+    assert fake_gemini.last.path == "/v1/publishers/google/models/gemini-2.5-pro:streamGenerateContent"
+    assert fake_gemini.last.headers["x-goog-api-key"] == "v"
+    await client.close()
+
+
+async def test_thinking_suffix_reaches_gemini_as_budget(fake_gemini, proxyd_factory) -> None:
+    server = await proxyd_factory(f'api-keys: ["client-key"]\ngemini-api-key:\n  - api-key: "g"\n'
+                                  f'    base-url: "{fake_gemini.base_url}"\n')
+    client = sdk(server)
+    reply = await client.chat.completions.create(model="gemini-2.5-pro(high)", messages=MESSAGES)
+    assert reply.model == "gemini-2.5-pro(high)"
+    sent = fake_gemini.last.json["generationConfig"]["thinkingConfig"]
+    assert sent["thinkingBudget"] == 24576 and sent["includeThoughts"] is True
+    await client.close()
+    # Same family, budget out of the model's range: a 400 in Gemini's own error shape (translation.md §6.6).
+    body = {"contents": [{"role": "user", "parts": [{"text": "hi"}]}],
+            "generationConfig": {"thinkingConfig": {"thinkingBudget": 100000}}}
+    async with aiohttp.ClientSession() as http, http.post(
+            f"{server.url}/v1beta/models/gemini-2.5-pro:generateContent", json=body,
+            headers={"x-goog-api-key": "client-key"}) as resp:
+        assert resp.status == 400
+        error = (await resp.json())["error"]
+    assert error["status"] == "INVALID_ARGUMENT"
+    assert error["message"] == "budget 100000 out of range [128,32768]"

@@ -53,3 +53,18 @@ class RoundRobinSelector:
 
 def make_selector(strategy: str) -> Selector:
     return FillFirstSelector() if strategy == "fill-first" else RoundRobinSelector()
+
+
+class PoolRotation:
+    """Rotates an alias pool's upstream names per (credential, model) on every request (routing.md §3.8)."""
+
+    def __init__(self) -> None:
+        self._counters: dict[tuple[str, str], int] = defaultdict(int)
+
+    def order(self, credential_id: str, model: str, pool: tuple[str, ...]) -> tuple[str, ...]:
+        if len(pool) < 2:
+            return pool
+        key = (credential_id, model)
+        start = self._counters[key] % len(pool)
+        self._counters[key] = start + 1
+        return pool[start:] + pool[:start]

@@ -72,6 +72,6 @@ class ModelRouteStage:
         exchange.candidates = [
             Candidate(route=route, upstream_model=upstream, provider=provider_for(route.credential.kind))
             for route in ordered
-            for upstream in route.upstream_models
+            for upstream in runtime.pools.order(route.credential.id, exchange.route_model, route.upstream_models)
         ]
         exchange.log = exchange.log.bind(model=exchange.model, stream=exchange.stream)
