@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import time
 from collections import Counter
@@ -263,3 +264,32 @@ def test_reset_hints() -> None:
     assert body_hint(codex, now=1000) == 100
     assert body_hint(b'{"error":{"type":"usage_limit_reached","resets_in_seconds":30}}', now=1000) == 30
     assert reset_hint({}, b"not json") is None
+
+
+async def test_nonstream_keepalive_newlines_then_answer(fake_claude, proxyd_factory) -> None:
+    config = (f'api-keys: ["client-key"]\nnonstream-keepalive-interval: 1\nclaude-api-key:\n  - api-key: "c"\n'
+              f'    base-url: "{fake_claude.base_url}"\n')
+    server = await proxyd_factory(config)
+    fake_claude.hang_before_headers = True
+    fake_claude.hang_seconds = 2.3
+    body = {"model": "claude-sonnet-4-6", "max_tokens": 64, "messages": [{"role": "user", "content": "hi"}]}
+    async with aiohttp.ClientSession() as http, http.post(
+            f"{server.url}/v1/messages", json=body,
+            headers={"x-api-key": "client-key", "anthropic-version": "2023-06-01"}) as resp:
+        assert resp.status == 200
+        raw = await resp.read()
+    assert raw.startswith(b"\n\n")  # two keep-alive newlines while the upstream hung
+    message = json.loads(raw)
+    assert message["type"] == "message" and message["content"][0]["text"] == fake_claude.reply_text
+
+
+async def test_sse_keepalive_comments_during_silence(fake_openai: FakeOpenAIUpstream, proxyd_factory) -> None:
+    fake_openai.chunk_count = 2
+    fake_openai.chunk_delay = 1.3
+    server = await proxyd_factory(compat_config(fake_openai.base_url, extra="streaming:\n  keepalive-seconds: 1\n"))
+    async with aiohttp.ClientSession() as http, http.post(
+            f"{server.v1}/chat/completions", json={"model": "my-model", "messages": MESSAGES, "stream": True},
+            headers={"Authorization": "Bearer client-key"}) as resp:
+        raw = await resp.read()
+    assert b": keep-alive\n\n" in raw
+    assert raw.endswith(b"data: [DONE]\n\n")

@@ -9,6 +9,7 @@ import structlog
 from aiohttp import web
 
 from proxyd.http.errors import ProxyError, UpstreamError
+from proxyd.pipeline import keepalive
 from proxyd.pipeline.auth import AuthStage
 from proxyd.pipeline.dispatch import DispatchStage
 from proxyd.pipeline.exchange import Exchange, error_family_of
@@ -51,16 +52,11 @@ class Pipeline:
     async def run(self, exchange: Exchange) -> web.StreamResponse:
         status = 500
         try:
-            for stage in self.stages:
-                await stage.run(exchange)
-            if exchange.response is None:
-                raise RuntimeError("pipeline finished without a response")
-            status = exchange.response.status
-            return exchange.response
-        except UpstreamError as error:
-            if exchange.response is not None and exchange.response.prepared:
-                raise
-            response = self._upstream_error_response(exchange, error)
+            interval = exchange.runtime.config.nonstream_keepalive_interval
+            if interval > 0 and keepalive.applies(exchange):
+                response = await keepalive.with_keepalive(exchange, self._answer(exchange), float(interval))
+            else:
+                response = await self._answer(exchange)
             status = response.status
             return response
         except ProxyError as error:
@@ -72,6 +68,18 @@ class Pipeline:
         finally:
             await exchange.aclose()
             self._notify(exchange, status)
+
+    async def _answer(self, exchange: Exchange) -> web.StreamResponse:
+        try:
+            for stage in self.stages:
+                await stage.run(exchange)
+        except UpstreamError as error:
+            if exchange.response is not None and exchange.response.prepared:
+                raise
+            return self._upstream_error_response(exchange, error)
+        if exchange.response is None:
+            raise RuntimeError("pipeline finished without a response")
+        return exchange.response
 
     def _notify(self, exchange: Exchange, status: int) -> None:
         if not self.observers or exchange.model == "":
