@@ -109,7 +109,8 @@ class Daemon:
                  wrapper: Sequence[str] = ()) -> None:
         self.config = config
         inherited = {k: v for k, v in os.environ.items() if k not in SYSTEMD_VARS}
-        self.env = {**inherited, "PYTHONUNBUFFERED": "1", **(env or {})}
+        # HOME next to the config: the default auth-dir (~/.cli-proxy-api) is the test's own, empty one.
+        self.env = {**inherited, "PYTHONUNBUFFERED": "1", "HOME": str(config.parent), **(env or {})}
         self.args = list(args)
         self.wrapper = list(wrapper)
         self.log_path = config.parent / f"{config.stem}.out"
