@@ -13,6 +13,7 @@ from aiohttp import web
 
 from proxyd import __version__
 from proxyd.config import ConfigChange, ConfigStore
+from proxyd.credentials.authdir import AuthDir
 from proxyd.http.access_log import setup_access_log
 from proxyd.http.cors import setup_cors
 from proxyd.http.error_handling import setup_error_handling
@@ -22,6 +23,7 @@ from proxyd.keys import CLIENT_SESSION, CONFIG_STORE, PIPELINE, RUNTIME
 from proxyd.log import set_debug
 from proxyd.management import add_management_routes
 from proxyd.pipeline.runner import Pipeline
+from proxyd.providers.base import close_proxy_sessions
 from proxyd.routes.claude import add_claude_routes
 from proxyd.routes.gemini import add_gemini_routes
 from proxyd.routes.health import add_health_routes
@@ -47,6 +49,7 @@ async def client_session_ctx(app: web.Application) -> AsyncIterator[None]:
     app[CLIENT_SESSION] = session
     yield
     await session.close()
+    await close_proxy_sessions(session)  # the SOCKS5 sessions opened next to it
 
 
 async def config_watch_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -59,6 +62,17 @@ async def config_watch_ctx(app: web.Application) -> AsyncIterator[None]:
         await task
 
 
+async def auth_dir_watch_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Watch the auth directory while the app runs (files added, changed, removed)."""
+    auth_dir = app[RUNTIME].auth_dir
+    task = asyncio.create_task(auth_dir.watch(), name="proxyd-auth-dir-watch") if auth_dir else None
+    yield
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
 def _on_config_change(change: ConfigChange) -> None:
     if "debug" in change.changed:
         set_debug(change.new.debug)
@@ -69,7 +83,10 @@ def create_app(config: Path | ConfigStore, *, watch: bool = True) -> web.Applica
     store = config if isinstance(config, ConfigStore) else ConfigStore.open(Path(config))
     app = web.Application(client_max_size=1024**4)
     app[CONFIG_STORE] = store
-    holder = RuntimeHolder(store.current)
+    auth_dir = AuthDir(store.current.resolved_auth_dir(store.config_dir), store.current)
+    auth_dir.load()
+    holder = RuntimeHolder(store.current, auth_dir)
+    auth_dir.subscribe(holder.on_auth_change)
     app[RUNTIME] = holder
     app[PIPELINE] = Pipeline()
     store.subscribe(holder.on_config_change)
@@ -94,5 +111,6 @@ def create_app(config: Path | ConfigStore, *, watch: bool = True) -> web.Applica
     app.cleanup_ctx.append(client_session_ctx)
     if watch:
         app.cleanup_ctx.append(config_watch_ctx)
+        app.cleanup_ctx.append(auth_dir_watch_ctx)
     log.info("app created", version=__version__, config=str(store.path))
     return app

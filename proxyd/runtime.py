@@ -5,6 +5,7 @@ from __future__ import annotations
 import attrs
 
 from proxyd.config import Config, ConfigChange
+from proxyd.credentials.authdir import AuthDir
 from proxyd.credentials.from_config import credentials_from_config
 from proxyd.credentials.manager import CredentialManager
 from proxyd.credentials.model import Credential
@@ -18,6 +19,8 @@ CREDENTIAL_KEYS = frozenset(
         "force-model-prefix", "proxy-url", "oauth-model-alias", "oauth-excluded-models",
     }
 )
+# Config keys the auth-dir credentials are built from (exclusions, aliases, the global proxy).
+AUTH_FILE_KEYS = frozenset({"proxy-url", "oauth-model-alias", "oauth-excluded-models"})
 
 
 @attrs.frozen
@@ -32,11 +35,14 @@ class Runtime:
     manager: CredentialManager
     pools: PoolRotation = attrs.field(factory=PoolRotation)
 
+    file_credentials: tuple[Credential, ...] = ()
+
     @classmethod
-    def build(cls, config: Config, manager: CredentialManager | None = None) -> Runtime:
-        credentials = tuple(credentials_from_config(config))
+    def build(cls, config: Config, manager: CredentialManager | None = None,
+              file_credentials: tuple[Credential, ...] = ()) -> Runtime:
+        credentials = tuple(credentials_from_config(config)) + file_credentials
         manager = manager or CredentialManager()
-        manager.sync(credentials)
+        _sync(manager, credentials)
         return cls(
             config=config,
             credentials=credentials,
@@ -44,28 +50,65 @@ class Runtime:
             selector=make_selector(config.routing.strategy),
             api_keys=frozenset(config.api_keys),
             manager=manager,
+            file_credentials=file_credentials,
         )
 
-    def updated(self, change: ConfigChange) -> Runtime:
-        """The runtime for `change.new`, rebuilding only what the changed keys touch."""
+    def updated(self, change: ConfigChange, file_credentials: tuple[Credential, ...] | None = None) -> Runtime:
+        """The runtime for `change.new`, rebuilding only what the changed keys touch.
+
+        `file_credentials` (the auth-dir's, when they were rebuilt for this change) replace the current ones.
+        """
         config = change.new
         credentials, registry = self.credentials, self.registry
-        if change.changed & CREDENTIAL_KEYS:
-            credentials = tuple(credentials_from_config(config))
+        files = self.file_credentials if file_credentials is None else file_credentials
+        if change.changed & CREDENTIAL_KEYS or file_credentials is not None:
+            credentials = tuple(credentials_from_config(config)) + files
             registry = ModelRegistry(credentials, force_model_prefix=config.force_model_prefix)
-            self.manager.sync(credentials)  # unchanged credentials keep their cooldowns and counts
+            _sync(self.manager, credentials)  # unchanged credentials keep their cooldowns and counts
         selector = self.selector
         if config.routing.strategy != self.selector.name:
             selector = make_selector(config.routing.strategy)
         return Runtime(config=config, credentials=credentials, registry=registry, selector=selector,
-                       api_keys=frozenset(config.api_keys), manager=self.manager, pools=self.pools)
+                       api_keys=frozenset(config.api_keys), manager=self.manager, pools=self.pools,
+                       file_credentials=files)
+
+    def with_file_credentials(self, file_credentials: tuple[Credential, ...]) -> Runtime:
+        """The same config with a new auth-dir credential set (a file was added, changed or removed)."""
+        config = self.config
+        old_ids = {c.id for c in self.file_credentials}
+        credentials = tuple(c for c in self.credentials if c.id not in old_ids) + file_credentials
+        _sync(self.manager, credentials)
+        return attrs.evolve(self, credentials=credentials, file_credentials=file_credentials,
+                            registry=ModelRegistry(credentials, force_model_prefix=config.force_model_prefix))
+
+
+def _sync(manager: CredentialManager, credentials: tuple[Credential, ...]) -> None:
+    manager.sync(credentials)
+    for credential in credentials:
+        if "file" in credential.options:  # auth files carry their `disabled` flag: listed, never selected
+            state = manager.get(credential.id)
+            if state is not None:
+                state.disabled = bool(credential.options.get("disabled"))
 
 
 class RuntimeHolder:
-    """Owns the current Runtime; a ConfigStore subscriber swaps it atomically."""
+    """Owns the current Runtime; a ConfigStore subscriber swaps it atomically.
 
-    def __init__(self, config: Config) -> None:
-        self.current = Runtime.build(config)
+    With an `auth_dir`, its credentials join the config's, and `on_auth_change` (an AuthDir subscriber) swaps
+    in a runtime with the new file credentials.
+    """
+
+    def __init__(self, config: Config, auth_dir: AuthDir | None = None) -> None:
+        self.auth_dir = auth_dir
+        self.current = Runtime.build(config, file_credentials=auth_dir.credentials() if auth_dir else ())
 
     def on_config_change(self, change: ConfigChange) -> None:
-        self.current = self.current.updated(change)
+        files = None
+        if self.auth_dir is not None and change.changed & AUTH_FILE_KEYS:
+            self.auth_dir.reconfigure(change.new)
+            files = self.auth_dir.credentials()
+        self.current = self.current.updated(change, files)
+
+    def on_auth_change(self) -> None:
+        if self.auth_dir is not None:
+            self.current = self.current.with_file_credentials(self.auth_dir.credentials())

@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import json
+import weakref
 from collections.abc import Mapping
 from typing import Any, Protocol
+from urllib.parse import unquote, urlsplit
 
 import aiohttp
 import attrs
 import structlog
+from aiohttp_socks import ProxyConnector, ProxyType
 from multidict import CIMultiDictProxy
+from python_socks import ProxyConnectionError, ProxyTimeoutError
+from python_socks import ProxyError as SocksError
 
 from proxyd.credentials.model import Credential
 from proxyd.http.errors import UpstreamError
@@ -110,21 +115,69 @@ def json_bytes(body: Mapping[str, Any]) -> bytes:
 
 
 def _proxy_for(proxy_url: str) -> str | None:
+    """The proxy URL to use (routing.md §6.1): empty, `direct` and `none` mean a direct connection."""
+    proxy_url = proxy_url.strip()
     if not proxy_url or proxy_url.lower() in ("direct", "none"):
         return None
     return proxy_url
 
 
+def is_socks(proxy_url: str) -> bool:
+    return proxy_url.lower().startswith("socks5://")
+
+
+# One extra ClientSession per distinct SOCKS5 proxy URL, kept per main session (so per app and event loop).
+_SOCKS: weakref.WeakKeyDictionary[aiohttp.ClientSession, dict[str, aiohttp.ClientSession]] = (
+    weakref.WeakKeyDictionary())
+
+
+def _socks_session(session: aiohttp.ClientSession, proxy_url: str) -> aiohttp.ClientSession:
+    """The pooled session tunnelling through `proxy_url` (created on first use, closed with the main one)."""
+    sessions = _SOCKS.setdefault(session, {})
+    found = sessions.get(proxy_url)
+    if found is not None and not found.closed:
+        return found
+    parts = urlsplit(proxy_url)
+    connector = ProxyConnector(
+        host=parts.hostname or "", port=parts.port or 1080, proxy_type=ProxyType.SOCKS5,
+        username=unquote(parts.username) if parts.username else None,
+        password=unquote(parts.password) if parts.password else None,
+        rdns=True,  # the target host name goes to the SOCKS server as-is, like the reference's dialer
+        limit=0, limit_per_host=256, enable_cleanup_closed=True,
+    )
+    created = aiohttp.ClientSession(connector=connector, auto_decompress=session.auto_decompress,
+                                    skip_auto_headers=("User-Agent",))
+    sessions[proxy_url] = created
+    log.info("socks5 proxy session opened", proxy=f"{parts.hostname}:{parts.port or 1080}")
+    return created
+
+
+async def close_proxy_sessions(session: aiohttp.ClientSession) -> None:
+    """Close the SOCKS5 sessions opened next to `session` (call at shutdown)."""
+    for extra in list(_SOCKS.pop(session, {}).values()):
+        await extra.close()
+
+
 async def send(session: aiohttp.ClientSession, request: UpstreamRequest, timeouts: Timeouts) -> UpstreamReply:
-    """Send `request`; return the open 2xx reply, or raise UpstreamError (status 0 for transport failures)."""
+    """Send `request`; return the open 2xx reply, or raise UpstreamError (status 0 for transport failures).
+
+    `request.proxy_url`: socks5 URLs go through a cached SOCKS connector, http/https ones through aiohttp's
+    `proxy=`; empty, `direct` and `none` connect directly.
+    """
     timeout = aiohttp.ClientTimeout(total=None, connect=timeouts.connect, sock_connect=timeouts.connect,
                                     sock_read=timeouts.idle)
+    proxy = _proxy_for(request.proxy_url)
+    if proxy is not None and is_socks(proxy):
+        session, proxy = _socks_session(session, proxy), None
     try:
         async with asyncio.timeout(timeouts.first_byte):
             response = await session.request(
                 request.method, request.url, data=request.body, headers=dict(request.headers),
-                timeout=timeout, proxy=_proxy_for(request.proxy_url), allow_redirects=False,
+                timeout=timeout, proxy=proxy, allow_redirects=False,
             )
+    except (SocksError, ProxyConnectionError, ProxyTimeoutError) as exc:
+        log.warning("socks proxy failed", url=request.url.split("?")[0], error=str(exc))
+        raise UpstreamError(0, f"upstream request failed: socks proxy: {exc}".encode()) from None
     except TimeoutError:
         raise UpstreamError(504, b"upstream did not answer within the first-byte timeout") from None
     except aiohttp.ClientError as exc:

@@ -13,6 +13,7 @@ from proxyd.providers.base import UpstreamRequest, custom_headers, json_bytes
 ANTHROPIC_VERSION = "2023-06-01"
 DEFAULT_BETAS = "claude-code-20250219,interleaved-thinking-2025-05-14"
 DEFAULT_USER_AGENT = "claude-cli/2.1.63 (external, cli)"
+OAUTH_BETA = "oauth-2025-04-20"
 _COUNT_FIELDS = ("model", "messages", "system", "tools", "tool_choice", "thinking", "mcp_servers")
 
 
@@ -37,8 +38,15 @@ def drop_unsigned_thinking(messages: Any) -> Any:
     return out if changed else messages
 
 
+def is_oauth(credential: Credential) -> bool:
+    """A Claude OAuth token from the auth directory (always sent as a Bearer token)."""
+    return credential.options.get("auth_kind") == "oauth"
+
+
 def uses_x_api_key(credential: Credential) -> bool:
-    """Anthropic's own API takes `x-api-key`; custom base URLs (proxies, Kimi…) take a Bearer token."""
+    """Anthropic's own API takes `x-api-key`; custom base URLs (proxies, Kimi…) and OAuth tokens take Bearer."""
+    if is_oauth(credential):
+        return False
     parts = urlsplit(credential.base_url)
     return parts.scheme == "https" and parts.hostname == "api.anthropic.com"
 
@@ -99,6 +107,8 @@ class ClaudeProvider:
         }
         beta = client_headers.get("anthropic-beta") or DEFAULT_BETAS
         extra = [betas] if isinstance(betas, str) else [b for b in betas or () if isinstance(b, str)]
+        if is_oauth(credential) and "oauth" not in beta:
+            extra.insert(0, OAUTH_BETA)
         headers["Anthropic-Beta"] = ",".join([beta, *extra]) if extra else beta
         agent = client_headers.get("user-agent", "")
         headers["User-Agent"] = agent if agent.startswith("claude-cli") else DEFAULT_USER_AGENT

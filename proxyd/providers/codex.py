@@ -60,6 +60,11 @@ class CodexProvider(LocalCount):
         }
         if credential.api_key:
             headers["Authorization"] = f"Bearer {credential.api_key}"
+        if credential.options.get("auth_kind") == "oauth":  # ChatGPT-account tokens (auth-dir files)
+            headers["Originator"] = "codex_cli_rs"
+            account = credential.options.get("account_id")
+            if account:
+                headers["Chatgpt-Account-Id"] = str(account)
         headers.update(custom_headers(credential.headers, client_headers))
         return UpstreamRequest(
             method="POST",
