@@ -1,0 +1,1 @@
+"""proxyd's benchmark suite: fakes, the bare relay yardstick, scenarios and the runner (`python -m bench.run`)."""
