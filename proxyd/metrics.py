@@ -5,7 +5,8 @@ Everything runs on the event loop, so plain dicts suffice. The hooks other parts
 * :func:`record_request` — the request-metrics middleware (``proxyd.http.request_metrics``);
 * :func:`record_upstream` — the dispatch stage, once per upstream attempt (status 0 = transport failure), or
   :func:`upstream_timer` around the attempt, which times it and takes the status from the raised error;
-* :func:`record_tokens` — the usage accounting, once per answered request;
+* :func:`record_tokens` — token accounting; :func:`observe_request` does it for every finished request as a
+  pipeline observer (``proxyd.routes.metrics`` registers it), so nothing else needs to call it for proxied traffic;
 * :func:`stream_started` / :func:`stream_finished` — the middleware, around SSE and WebSocket responses.
 
 Credential counts are not recorded: they are read from the live runtime at scrape time.
@@ -20,6 +21,7 @@ import math
 import time
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
 
 from proxyd import __version__
 
@@ -29,6 +31,7 @@ __all__ = [
     "METRICS",
     "Histogram",
     "Metrics",
+    "observe_request",
     "record_request",
     "record_tokens",
     "record_upstream",
@@ -165,6 +168,17 @@ def record_tokens(direction: str, count: int) -> None:
     """Tokens of one request: ``direction`` is ``input`` or ``output`` (also ``reasoning``, ``cached``; others
     are ignored so a typo cannot explode the label set)."""
     METRICS.record_tokens(direction, count)
+
+
+def observe_request(record: Any) -> None:
+    """A pipeline observer: the tokens of one finished request (a ``RequestRecord``; read by attribute name).
+
+    ``reasoning`` and ``cached`` are subsets of ``output`` and ``input``, kept as their own directions.
+    """
+    for direction in TOKEN_DIRECTIONS:
+        count = getattr(record, f"{direction}_tokens", 0)
+        if isinstance(count, int):
+            METRICS.record_tokens(direction, count)
 
 
 def stream_started() -> None:

@@ -69,6 +69,19 @@ def test_exposition_parses_and_escapes_labels() -> None:
     assert _value(samples, "proxyd_credentials", provider="claude", state="available") == 1
 
 
+def test_observe_request_reads_a_request_record() -> None:
+    from proxyd.pipeline.record import RequestRecord
+
+    m = metrics.METRICS
+    before = {d: m.tokens[(d,)] for d in ("input", "output", "cached", "reasoning")}
+    record = RequestRecord(timestamp=0.0, request_id="r", endpoint="/v1/chat/completions", client_protocol="openai",
+                           client_key_hash="", model="m", upstream_model="u", provider="p", credential_id="c",
+                           stream=False, status=200, failed=False, latency_ms=1.0, attempts=1, input_tokens=30,
+                           output_tokens=7, cached_tokens=10, reasoning_tokens=2, total_tokens=37)
+    metrics.observe_request(record)
+    assert {d: m.tokens[(d,)] - before[d] for d in before} == {"input": 30, "output": 7, "cached": 10, "reasoning": 2}
+
+
 def test_upstream_timer_records_success_and_failure() -> None:
     class Failed(Exception):
         status = 503
@@ -135,6 +148,9 @@ async def test_metrics_count_requests_and_streams(fake_openai: FakeOpenAIUpstrea
     assert delta("proxyd_request_duration_seconds_count", route=route) == 3
     assert delta("proxyd_requests_total", route="/metrics", status="200") >= 2
     assert _value(after, "proxyd_inflight_streams") == 0
+    # Tokens come from the pipeline's request records (the fake reports 12 in / 8 out per answer).
+    assert delta("proxyd_tokens_total", direction="input") >= fake_openai.prompt_tokens
+    assert delta("proxyd_tokens_total", direction="output") >= fake_openai.completion_tokens
     assert _value(after, "proxyd_credentials", provider="fake", state="available") == 1
     # The raw path never becomes a label.
     assert all(("route", "/no/such/path") not in labels for _name, labels in after)

@@ -2,7 +2,8 @@
 
 Access: when a management key is configured (``remote-management.secret-key`` or ``MANAGEMENT_PASSWORD``) the
 request must pass the management key check, lockout and ``allow-remote`` rule included; without one only
-loopback clients are answered (403 otherwise). Credential gauges are read from the live runtime.
+loopback clients are answered (403 otherwise). Credential gauges are read from the live runtime; token counters
+are fed by a pipeline observer registered here.
 """
 
 from __future__ import annotations
@@ -10,9 +11,9 @@ from __future__ import annotations
 from aiohttp import web
 
 from proxyd.http.client_address import client_address, is_local
-from proxyd.keys import CONFIG_STORE, RUNTIME
+from proxyd.keys import CONFIG_STORE, PIPELINE, RUNTIME
 from proxyd.management import MANAGEMENT_ACCESS
-from proxyd.metrics import CONTENT_TYPE, METRICS
+from proxyd.metrics import CONTENT_TYPE, METRICS, observe_request
 
 __all__ = ["add_metrics_routes", "credential_state"]
 
@@ -42,3 +43,7 @@ async def metrics_handler(request: web.Request) -> web.StreamResponse:
 
 def add_metrics_routes(app: web.Application) -> None:
     app.router.add_get("/metrics", metrics_handler)
+    pipeline = app.get(PIPELINE)
+    observers = getattr(pipeline, "observers", None)
+    if isinstance(observers, list) and observe_request not in observers:
+        observers.append(observe_request)
