@@ -7,8 +7,10 @@ from aiohttp import web
 from proxyd.keys import RUNTIME
 from proxyd.pipeline.auth import authenticate
 from proxyd.protocols.base import WireProtocol
+from proxyd.routes.compact import add_compact_routes
 from proxyd.routes.listing import claude_model_list, openai_model_list
 from proxyd.routes.proxy import run_pipeline
+from proxyd.routes.responses_ws import add_responses_ws_routes
 
 
 class OpenAIHandlers:
@@ -37,4 +39,6 @@ def add_openai_routes(app: web.Application) -> None:
     app.router.add_post("/v1/chat/completions", h.chat_completions)
     app.router.add_post("/v1/completions", h.completions)
     app.router.add_post("/v1/responses", h.responses)
+    add_responses_ws_routes(app)  # GET /v1/responses: the same API over a WebSocket
+    add_compact_routes(app)
     app.router.add_get("/v1/models", h.models)

@@ -1,0 +1,211 @@
+"""`GET /v1/responses`: the OpenAI Responses API over a WebSocket (api-surface §7.8).
+
+The upgrade request is authenticated like every `/v1` request (the 401 is answered in the OpenAI envelope
+before any upgrade; `ws-auth` does not apply). A plain GET without upgrade headers gets 400 `Bad Request`.
+
+Each turn is one pipeline run over an Exchange whose body is the normalized `response.create` payload (see
+proxyd/ws/conversation.py) and whose writer sends every Responses event as one text frame
+(proxyd/ws/frames.py): auth, model routing, credential rotation, translation to Claude / Gemini /
+OpenAI-compatible upstreams and passthrough to Codex all work as on `POST /v1/responses`.
+
+Turns run one at a time, in order. A reader task keeps reading the socket while a turn runs, so a client
+that closes (or vanishes) mid-turn cancels the turn at once, and with it the upstream call; messages sent
+during a turn wait in a small bounded queue (when it is full the reader stops reading: TCP back-pressure).
+Protocol pings keep idle connections alive (aiohttp heartbeat). Server shutdown closes every open socket
+with 1001 "going away".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import weakref
+from typing import Any
+
+import structlog
+from aiohttp import WSCloseCode, WSMsgType, web
+
+from proxyd.http.errors import ProxyError
+from proxyd.http.request_id import request_id_of
+from proxyd.keys import RUNTIME
+from proxyd.pipeline.auth import authenticate
+from proxyd.protocols.base import WireProtocol
+from proxyd.routes.custom_pipeline import exchange_for, pipeline_with
+from proxyd.ws.conversation import Conversation, TurnError, prewarm_frames
+from proxyd.ws.frames import WebSocketWriterStage, error_frame, proxy_error_frame, response_error_frame
+
+log = structlog.get_logger(__name__)
+
+HEARTBEAT_SECONDS = 30.0
+QUEUED_MESSAGES = 8
+TURN_STATE_HEADER = "x-codex-turn-state"
+
+WS_SOCKETS = web.AppKey("proxyd.responses_ws_sockets", weakref.WeakSet)  # open sockets, closed on shutdown
+
+_CLOSE_TYPES = frozenset({WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR})
+
+
+class _Connection:
+    """One client socket: reads messages, runs turns in order, keeps the conversation."""
+
+    def __init__(self, request: web.Request, ws: web.WebSocketResponse) -> None:
+        self.request = request
+        self.ws = ws
+        self.conversation = Conversation()
+        self.queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=QUEUED_MESSAGES)
+        self.closed = asyncio.Event()
+        self.turns = 0
+        self.log = log.bind(request_id=request_id_of(request))
+
+    async def send(self, text: str) -> None:
+        await self.ws.send_str(text)
+
+    async def send_frame(self, frame: dict[str, Any]) -> None:
+        await self.send(json.dumps(frame, ensure_ascii=False))
+
+    async def serve(self) -> None:
+        reader = asyncio.create_task(self._read(), name="proxyd-ws-reader")
+        try:
+            while not self.closed.is_set() or not self.queue.empty():
+                message = await self.queue.get()
+                if message is None or self.closed.is_set():
+                    break
+                if not await self._run_guarded(message):
+                    break
+        finally:
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reader
+
+    async def _read(self) -> None:
+        try:
+            while True:
+                msg = await self.ws.receive()
+                if msg.type in _CLOSE_TYPES:
+                    return
+                if msg.type in (WSMsgType.TEXT, WSMsgType.BINARY):
+                    await self.queue.put(msg.data)
+        except (ConnectionError, RuntimeError):
+            return
+        finally:
+            self.closed.set()
+            with contextlib.suppress(asyncio.QueueFull):
+                self.queue.put_nowait(None)
+
+    async def _run_guarded(self, message: Any) -> bool:
+        """Run one message; cancel it when the socket closes first. False when the connection is over."""
+        turn = asyncio.create_task(self._handle(message), name="proxyd-ws-turn")
+        closed = asyncio.create_task(self.closed.wait())
+        try:
+            done, _ = await asyncio.wait({turn, closed}, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            turn.cancel()
+            raise
+        finally:
+            closed.cancel()
+        if turn not in done:
+            self.log.info("websocket closed mid-turn; cancelling the upstream call")
+            turn.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await turn
+            return False
+        try:
+            turn.result()
+        except ConnectionError:
+            return False
+        return True
+
+    async def _handle(self, raw: str | bytes) -> None:
+        try:
+            text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+            message = json.loads(text)
+        except ValueError as exc:
+            await self.send_frame(error_frame(400, {"message": f"websocket request is not valid JSON: {exc}",
+                                                    "type": "invalid_request_error"}))
+            return
+        try:
+            turn = self.conversation.next_turn(message)
+        except TurnError as exc:
+            await self.send_frame(error_frame(exc.status, exc.error_object()))
+            return
+        if turn.prewarm:
+            created, completed = prewarm_frames(turn.body)
+            await self.send_frame(created)
+            await self.send_frame(completed)
+            self.conversation.remember(turn.body, completed["response"])
+            return
+        final = await self._run_turn(turn.body)
+        if final is not None:
+            self.conversation.remember(turn.body, final)
+
+    async def _run_turn(self, body: dict[str, Any]) -> dict[str, Any] | None:
+        """One pipeline run; the completed response object, or None when the turn failed."""
+        self.turns += 1
+        rid = f"{request_id_of(self.request)}.{self.turns}"
+        exchange = exchange_for(self.request, WireProtocol.OPENAI_RESPONSES, body, stream=True, request_id=rid)
+        exchange.log = exchange.log.bind(transport="websocket", turn=self.turns)
+        writer = WebSocketWriterStage(self.send)
+        pipeline = pipeline_with(self.request.app, writer)
+        try:
+            response = await pipeline.run(exchange)
+        except ProxyError as exc:
+            await self.send_frame(proxy_error_frame(exc))
+            return None
+        if response is not exchange.response or response.status >= 400:
+            await self.send_frame(response_error_frame(response, exchange.last_error))
+            return None
+        return writer.final
+
+
+async def _plain_get(request: web.Request) -> web.Response:
+    """What a WebSocket library answers a GET without upgrade headers."""
+    return web.Response(status=400, text="Bad Request\n", content_type="text/plain", charset="utf-8",
+                        headers={"Sec-Websocket-Version": "13"})
+
+
+async def responses_websocket(request: web.Request) -> web.StreamResponse:
+    """The upgrade handler; returns when the socket is closed."""
+    runtime = request.app[RUNTIME].current
+    authenticate(request, runtime.api_keys)  # 401 in the OpenAI envelope, before any upgrade
+    ws = web.WebSocketResponse(heartbeat=HEARTBEAT_SECONDS, autoping=True,
+                               max_msg_size=max(1, runtime.config.request_body_limit_mb) * 1024 * 1024)
+    if not ws.can_prepare(request).ok:
+        return await _plain_get(request)
+    turn_state = request.headers.get(TURN_STATE_HEADER)
+    if turn_state:
+        ws.headers[TURN_STATE_HEADER] = turn_state
+    await ws.prepare(request)
+    sockets = request.app[WS_SOCKETS]
+    sockets.add(ws)
+    connection = _Connection(request, ws)
+    connection.log.info("responses websocket open")
+    try:
+        await connection.serve()
+    except asyncio.CancelledError:
+        # aiohttp cancels the handler when the peer's TCP connection goes; after a close that is the normal end
+        if not ws.closed:
+            raise
+    finally:
+        sockets.discard(ws)
+        if not ws.closed:
+            with contextlib.suppress(Exception):
+                await ws.close()
+        connection.log.info("responses websocket closed", turns=connection.turns, code=ws.close_code)
+    return ws
+
+
+async def _close_sockets(app: web.Application) -> None:
+    """on_shutdown: close every open socket with 1001 so clients see a clean close, not a reset."""
+    sockets = list(app[WS_SOCKETS])
+    if sockets:
+        log.info("closing responses websockets for shutdown", count=len(sockets))
+    await asyncio.gather(*(ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutting down")
+                           for ws in sockets if not ws.closed), return_exceptions=True)
+
+
+def add_responses_ws_routes(app: web.Application) -> None:
+    """`GET /v1/responses` and the shutdown hook that closes its sockets."""
+    app[WS_SOCKETS] = weakref.WeakSet()
+    app.router.add_get("/v1/responses", responses_websocket)
+    app.on_shutdown.append(_close_sockets)

@@ -1,0 +1,1 @@
+"""The Responses API over WebSocket: per-connection conversation state and the frame writer."""
