@@ -212,3 +212,25 @@ async def test_readyz_follows_hot_reload(fake_openai: FakeOpenAIUpstream, proxyd
                     break
             await asyncio.sleep(0.05)
         assert resp.status == 200
+
+
+async def test_upstream_attempts_are_timed(fake_openai, proxyd_factory) -> None:
+    """The dispatch stage reports every upstream attempt (success and failure) to the metrics."""
+    import aiohttp
+    import openai
+    from fakes import compat_config
+    from prometheus_client.parser import text_string_to_metric_families
+
+    server = await proxyd_factory(compat_config(fake_openai.base_url, upstream_keys=("sk-a", "sk-b")))
+    fake_openai.enqueue_error(503, {"error": {"message": "busy", "type": "server_error"}})
+    client = openai.AsyncOpenAI(base_url=server.v1, api_key="client-key", max_retries=0)
+    await client.chat.completions.create(model="my-model", messages=[{"role": "user", "content": "hi"}])
+    await client.close()
+    async with aiohttp.ClientSession() as http, http.get(f"{server.url}/metrics") as resp:
+        text = await resp.text()
+    samples = [s for f in text_string_to_metric_families(text) for s in f.samples]
+    errors = [s for s in samples if s.name == "proxyd_upstream_errors_total" and s.labels.get("provider") == "fake"]
+    assert errors and errors[0].labels["status"] == "503" and errors[0].value >= 1
+    timed = [s for s in samples if s.name == "proxyd_upstream_duration_seconds_count"
+             and s.labels.get("provider") == "fake"]
+    assert timed and timed[0].value >= 2

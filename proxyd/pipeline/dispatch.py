@@ -12,6 +12,7 @@ import aiohttp
 
 from proxyd.credentials.hints import reset_hint
 from proxyd.http.errors import ProxyError, UpstreamError
+from proxyd.metrics import upstream_timer
 from proxyd.pipeline.exchange import Attempt, Candidate, Exchange
 from proxyd.protocols.sse import SSEError, SSEEvent, iter_sse
 from proxyd.providers.base import MAX_ERROR_BODY, Timeouts, UpstreamReply, send
@@ -125,7 +126,8 @@ class DispatchStage:
             tried.add(candidate.credential_id)
             manager.acquire(credential)
             try:
-                await self._attempt(exchange, candidate)
+                with upstream_timer(credential.provider):
+                    await self._attempt(exchange, candidate)
             except UpstreamError as error:
                 manager.release(credential)
                 await exchange.aclose()
