@@ -21,6 +21,7 @@ from proxyd.http.request_id import setup_request_id
 from proxyd.http.request_metrics import setup_request_metrics
 from proxyd.keys import CLIENT_SESSION, CONFIG_STORE, PIPELINE, RUNTIME
 from proxyd.log import set_debug
+from proxyd.logs.service import logs_ctx
 from proxyd.management import add_management_routes
 from proxyd.pipeline.runner import Pipeline
 from proxyd.providers.base import close_proxy_sessions
@@ -33,6 +34,7 @@ from proxyd.routes.openai import add_openai_routes
 from proxyd.routes.panel import add_panel_routes
 from proxyd.routes.root import add_root_routes
 from proxyd.runtime import RuntimeHolder
+from proxyd.usage.service import usage_ctx
 
 log = structlog.get_logger(__name__)
 
@@ -109,6 +111,7 @@ def create_app(config: Path | ConfigStore, *, watch: bool = True) -> web.Applica
     setup_cors(app)
 
     app.cleanup_ctx.append(client_session_ctx)
+    app.cleanup_ctx.extend((logs_ctx, usage_ctx))  # log ring/files/request dumps; usage statistics
     if watch:
         app.cleanup_ctx.append(config_watch_ctx)
         app.cleanup_ctx.append(auth_dir_watch_ctx)
