@@ -17,6 +17,8 @@ from aiohttp import web
 from proxyd.config.load import parse_config_text
 from proxyd.keys import CONFIG_STORE
 from proxyd.management import auth_files, credentials
+from proxyd.management import logs as logs_api
+from proxyd.management import usage as usage_api
 from proxyd.management.access import ManagementAccess, build_headers
 from proxyd.management.config_view import config_json
 from proxyd.management.secret import env_password
@@ -165,5 +167,15 @@ def add_management_routes(app: web.Application, *, env_secret: str | None = None
         web.delete(f"{PREFIX}/auth-files", guarded(auth_files.delete_auth_file)),
         web.patch(f"{PREFIX}/auth-files/status", guarded(auth_files.patch_auth_file_status)),
         web.patch(f"{PREFIX}/auth-files/fields", guarded(auth_files.patch_auth_file_fields)),
+        # usage statistics (§3.8) and logs (§3.9)
+        web.get(f"{PREFIX}/usage", guarded(usage_api.get_usage), allow_head=False),
+        web.get(f"{PREFIX}/usage/export", guarded(usage_api.export_usage), allow_head=False),
+        web.post(f"{PREFIX}/usage/import", guarded(usage_api.import_usage)),
+        web.get(f"{PREFIX}/logs", guarded(logs_api.get_logs), allow_head=False),
+        web.delete(f"{PREFIX}/logs", guarded(logs_api.delete_logs)),
+        web.get(f"{PREFIX}/request-error-logs", guarded(logs_api.list_error_logs), allow_head=False),
+        web.get(f"{PREFIX}/request-error-logs/{{name}}", guarded(logs_api.download_error_log), allow_head=False),
+        web.get(f"{PREFIX}/request-log-by-id", guarded(logs_api.download_request_log), allow_head=False),
+        web.get(f"{PREFIX}/request-log-by-id/{{id}}", guarded(logs_api.download_request_log), allow_head=False),
     ]
     app.add_routes(routes)
