@@ -10,12 +10,12 @@ from typing import Any, Protocol
 from urllib.parse import unquote, urlsplit
 
 import aiohttp
+import aiohttp_socks
 import attrs
+import python_socks
 import structlog
 from aiohttp_socks import ProxyConnector, ProxyType
 from multidict import CIMultiDictProxy
-from python_socks import ProxyConnectionError, ProxyTimeoutError
-from python_socks import ProxyError as SocksError
 
 from proxyd.credentials.model import Credential
 from proxyd.http.errors import UpstreamError
@@ -24,6 +24,11 @@ from proxyd.protocols.base import WireProtocol
 log = structlog.get_logger(__name__)
 
 MAX_ERROR_BODY = 1024 * 1024
+# What a SOCKS handshake failure raises (aiohttp-socks has its own classes, older versions python-socks').
+_SOCKS_ERRORS: tuple[type[Exception], ...] = (
+    aiohttp_socks.ProxyError, aiohttp_socks.ProxyConnectionError, aiohttp_socks.ProxyTimeoutError,
+    python_socks.ProxyError, python_socks.ProxyConnectionError, python_socks.ProxyTimeoutError,
+)
 
 
 @attrs.frozen
@@ -175,7 +180,7 @@ async def send(session: aiohttp.ClientSession, request: UpstreamRequest, timeout
                 request.method, request.url, data=request.body, headers=dict(request.headers),
                 timeout=timeout, proxy=proxy, allow_redirects=False,
             )
-    except (SocksError, ProxyConnectionError, ProxyTimeoutError) as exc:
+    except _SOCKS_ERRORS as exc:
         log.warning("socks proxy failed", url=request.url.split("?")[0], error=str(exc))
         raise UpstreamError(0, f"upstream request failed: socks proxy: {exc}".encode()) from None
     except TimeoutError:
