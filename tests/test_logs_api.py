@@ -421,3 +421,65 @@ def test_log_dir_is_never_under_auth_dir(tmp_path: Path) -> None:
     inside = _cfg(f"auth-dir: {tmp_path / 'a'}\nlog-dir: {tmp_path / 'a' / 'logs'}\n")
     assert not str(resolve_log_dir(inside, tmp_path, environ={"XDG_STATE_HOME": str(tmp_path / "s")})).startswith(
         str(tmp_path / "a"))
+
+
+# -------------------------------------------------------------------------------------------- capture API wiring
+
+
+async def test_capture_api_over_a_real_request(fake_openai: Any, proxyd_factory: Any) -> None:
+    """The capture points the pipeline calls (simulated around Pipeline.run) produce a downloadable dump."""
+    from fakes import compat_config
+
+    from proxyd.keys import PIPELINE
+    from proxyd.logs import begin_capture
+
+    text = compat_config(fake_openai.base_url, extra=f"request-log: true\nremote-management:\n"
+                                                     f'  secret-key: "{HASH}"\n')
+    server = await proxyd_factory(text)
+    pipeline = server.app[PIPELINE]
+    original = pipeline.run
+
+    async def run(exchange: Any) -> Any:
+        capture = begin_capture(exchange.request, exchange.request_id)
+        capture.request_body(await exchange.raw_body())
+        capture.upstream_request("POST", f"{fake_openai.base_url}/chat/completions?key=sk-up-1-long-secret",
+                                 {"Authorization": "Bearer sk-up-1-long-secret"}, b"{}")
+        capture.upstream_response(200, {"Content-Type": "text/event-stream"})
+
+        async def chunks() -> Any:
+            yield b"data: {}\n\n"
+
+        assert [c async for c in capture.tee(chunks())] == [b"data: {}\n\n"]
+        status = 500
+        try:
+            response = await original(exchange)
+            status = response.status
+            capture.client_response(status, response.headers)
+            capture.client_body(getattr(response, "body", None))
+            return response
+        finally:
+            capture.finish(status)
+
+    pipeline.run = run  # type: ignore[method-assign]
+    async with aiohttp.ClientSession() as s, s.post(
+            f"{server.v1}/chat/completions", headers={"Authorization": "Bearer client-key"},
+            json={"model": "my-model", "messages": [{"role": "user", "content": "hi"}]}) as r:
+        assert r.status == 200
+        rid = r.headers["X-Request-Id"]
+    await server.app[LOGS].requests.drain()
+    status, _, data = await mgmt(server, "GET", f"/request-log-by-id/{rid}")
+    assert status == 200
+    dump = data.decode()
+    assert "URL: /v1/chat/completions" in dump and "Authorization: Bearer clie...-key" in dump
+    assert '"content": "hi"' in dump or '"content":"hi"' in dump
+    assert "sk-up-1-long-secret" not in dump and "data: {}" in dump
+    assert "=== RESPONSE ===\nStatus: 200" in dump
+
+
+def test_null_capture_records_nothing() -> None:
+    from proxyd.logs import NULL_CAPTURE
+
+    NULL_CAPTURE.client_request("POST", "/x", {"a": "b"}, b"body")
+    NULL_CAPTURE.upstream_error(500, "x")
+    NULL_CAPTURE.finish(500)
+    assert not hasattr(NULL_CAPTURE, "upstream_errors")

@@ -1,6 +1,7 @@
 """The daemon's logs for the management API: the line ring, ``main.log``, request dumps (management.md §6)."""
 
-from proxyd.logs.request_log import RequestLogCapture, RequestLogWriter
-from proxyd.logs.service import LOGS, LogsService, logs_ctx, request_logs
+from proxyd.logs.request_log import NULL_CAPTURE, NullCapture, RequestLogCapture, RequestLogWriter
+from proxyd.logs.service import LOGS, LogsService, begin_capture, logs_ctx, request_logs
 
-__all__ = ["LOGS", "LogsService", "RequestLogCapture", "RequestLogWriter", "logs_ctx", "request_logs"]
+__all__ = ["LOGS", "NULL_CAPTURE", "LogsService", "NullCapture", "RequestLogCapture", "RequestLogWriter",
+           "begin_capture", "logs_ctx", "request_logs"]

@@ -19,7 +19,7 @@ import asyncio
 import os
 import re
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlsplit, urlunsplit
@@ -33,6 +33,8 @@ from proxyd.fsutil import atomic_write_bytes
 from proxyd.usage.stats import go_time
 
 __all__ = [
+    "NULL_CAPTURE",
+    "NullCapture",
     "RequestLogCapture",
     "RequestLogSettings",
     "RequestLogWriter",
@@ -192,7 +194,9 @@ class _UpstreamError:
 
 
 def _extra_number(config: Config, key: str, default: float) -> float:
-    value = config.extra.get(key, default)
+    value = config.yaml_value(key)  # proxyd's own keys: `extra` today, typed fields if the model adds them
+    if value is None:
+        return default
     if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
         return default
     return float(value)
@@ -257,12 +261,17 @@ class RequestLogCapture:
         return self.settings.enabled
 
     def client_request(self, method: str, url: str, headers: Mapping[str, str] | Iterable[tuple[str, str]],
-                       body: bytes | None) -> None:
-        """The client's request: method, path with query, headers, body (as read by the pipeline)."""
+                       body: bytes | None = None) -> None:
+        """The client's request: method, path with query, headers, and the body if already read."""
         self.method = method
         self.url = mask_url(url)
         self.path = urlsplit(url).path or "/"
         self.headers = mask_headers(headers)
+        self.body = _Body(self.settings.max_body_bytes)
+        self.body.add(body)
+
+    def request_body(self, body: bytes | None) -> None:
+        """The client's body, once the pipeline has read it (replaces any earlier one)."""
         self.body = _Body(self.settings.max_body_bytes)
         self.body.add(body)
 
@@ -285,6 +294,12 @@ class RequestLogCapture:
         """Bytes of the latest upstream answer's body (whole or one stream chunk at a time)."""
         if self.upstream_answers and self.upstream_answers[-1].body is not None:
             self.upstream_answers[-1].body.add(data)
+
+    async def tee(self, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+        """Pass an upstream body's chunks through unchanged, recording them (``iter_sse(capture.tee(...))``)."""
+        async for chunk in chunks:
+            self.upstream_body(chunk)
+            yield chunk
 
     def upstream_error(self, status: int, text: bytes | str) -> None:
         """A failed upstream attempt (transport error or error status) and its message."""
@@ -366,6 +381,48 @@ class RequestLogCapture:
         response.append(self.response_body.render() if self.response_body is not None else "")
         groups.append("\n".join(response))
         return ("\n\n\n".join(groups).rstrip("\n") + "\n").encode("utf-8", "replace")
+
+
+class NullCapture(RequestLogCapture):
+    """A capture that records nothing (the default when the logs resource is absent); one shared instance."""
+
+    def __init__(self) -> None:  # no state at all: every method below is a no-op
+        self.finished = True
+
+    def client_request(self, method: str, url: str, headers: Any, body: bytes | None = None) -> None:
+        return None
+
+    def request_body(self, body: bytes | None) -> None:
+        return None
+
+    def upstream_request(self, method: str, url: str, headers: Any, body: bytes | None,
+                         credential: Any = None) -> None:
+        return None
+
+    def upstream_response(self, status: int, headers: Any) -> None:
+        return None
+
+    def upstream_body(self, data: bytes | str | None) -> None:
+        return None
+
+    async def tee(self, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+        async for chunk in chunks:
+            yield chunk
+
+    def upstream_error(self, status: int, text: bytes | str) -> None:
+        return None
+
+    def client_response(self, status: int, headers: Any) -> None:
+        return None
+
+    def client_body(self, data: bytes | str | None) -> None:
+        return None
+
+    def finish(self, status: int, body: bytes | str | None = None) -> None:
+        return None
+
+
+NULL_CAPTURE = NullCapture()
 
 
 # ----------------------------------------------------------------------------------------------- retention

@@ -22,9 +22,15 @@ from proxyd.config import ConfigChange, ConfigStore
 from proxyd.config.model import Config
 from proxyd.keys import CONFIG_STORE
 from proxyd.logs.app_log import MAIN_LOG, MainLogFile, RingHandler, is_rotated_main_log
-from proxyd.logs.request_log import RequestLogCapture, RequestLogSettings, RequestLogWriter, enforce_retention
+from proxyd.logs.request_log import (
+    NULL_CAPTURE,
+    RequestLogCapture,
+    RequestLogSettings,
+    RequestLogWriter,
+    enforce_retention,
+)
 
-__all__ = ["LOGS", "LogsService", "logs_ctx", "request_logs", "resolve_log_dir"]
+__all__ = ["LOGS", "LogsService", "begin_capture", "logs_ctx", "request_logs", "resolve_log_dir"]
 
 log = structlog.get_logger(__name__)
 
@@ -44,7 +50,7 @@ def resolve_log_dir(config: Config, config_dir: Path, *, environ: Mapping[str, s
     """The absolute log directory for this config (never under ``auth-dir``)."""
     env = os.environ if environ is None else environ
     config_dir = Path(config_dir)
-    explicit = config.extra.get("log-dir")
+    explicit = config.yaml_value("log-dir")
     if isinstance(explicit, str) and explicit.strip():
         path = Path(explicit.strip()).expanduser()
         if not path.is_absolute():
@@ -100,7 +106,7 @@ class LogsService:
     def __init__(self, store: ConfigStore, *, ring_lines: int | None = None) -> None:
         self.store = store
         config = store.current
-        capacity = config.extra.get("log-ring-lines", 5000) if ring_lines is None else ring_lines
+        capacity = (config.yaml_value("log-ring-lines") or 5000) if ring_lines is None else ring_lines
         self.ring = RingHandler(capacity if isinstance(capacity, int) and not isinstance(capacity, bool)
                                 and capacity > 0 else 5000)
         self.directory = resolve_log_dir(config, store.config_dir)
@@ -191,6 +197,19 @@ LOGS = web.AppKey("proxyd.logs", LogsService)
 def request_logs(app: web.Application) -> LogsService | None:
     """The app's logs service (``None`` before startup or when the resource is not installed)."""
     return app.get(LOGS)
+
+
+def begin_capture(request: web.Request, request_id: str) -> RequestLogCapture:
+    """The pipeline's entry point: a capture holding the client's method, URL and headers (body follows).
+
+    Returns the shared no-op capture when the app has no logs resource (tests building bare apps).
+    """
+    service = request.app.get(LOGS)
+    if service is None:
+        return NULL_CAPTURE
+    capture = service.begin_request(request_id)
+    capture.client_request(request.method, request.path_qs, request.headers)
+    return capture
 
 
 async def logs_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -40,7 +40,7 @@ SNAPSHOT_KIND = "proxyd-usage-snapshot"
 
 
 def _setting(config: Config, key: str, default: Any) -> Any:
-    value = config.extra.get(key, default)
+    value = config.yaml_value(key)  # proxyd's own keys: `extra` today, typed fields if the model adds them
     return default if value is None else value
 
 
