@@ -1,0 +1,1 @@
+"""Conformance replay: the reference's recorded end-to-end scenarios run against proxyd (docs/conformance.md)."""
