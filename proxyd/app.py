@@ -33,6 +33,7 @@ from proxyd.routes.oauth_callbacks import add_oauth_callback_routes
 from proxyd.routes.openai import add_openai_routes
 from proxyd.routes.panel import add_panel_routes
 from proxyd.routes.root import add_root_routes
+from proxyd.routes.v1internal import add_v1internal_routes
 from proxyd.runtime import RuntimeHolder
 from proxyd.usage.service import usage_ctx
 
@@ -105,6 +106,7 @@ def create_app(config: Path | ConfigStore, *, watch: bool = True) -> web.Applica
     add_openai_routes(app)
     add_claude_routes(app)
     add_gemini_routes(app)
+    add_v1internal_routes(app)
     add_oauth_callback_routes(app)
     add_panel_routes(app)
     add_management_routes(app)
