@@ -119,7 +119,7 @@ codex-api-key:
 """)
     creds = credentials_from_config(config)
     assert [c.kind for c in creds] == ["gemini", "gemini", "claude", "codex"]
-    assert creds[0].id == credential_id("gemini:apikey", "g1", "")
+    assert creds[0].id == credential_id("gemini:apikey", "g1", "", "", "", "")
     assert creds[0].base_url == "https://generativelanguage.googleapis.com"
     assert creds[2].protocol is WireProtocol.CLAUDE and creds[3].protocol is WireProtocol.OPENAI_RESPONSES
     registry = ModelRegistry(creds)

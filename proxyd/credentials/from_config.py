@@ -46,6 +46,10 @@ def is_excluded(model_id: str, patterns: Iterable[str]) -> bool:
     return any(wildcard_match(lowered, pattern) for pattern in patterns)
 
 
+def _sorted_headers(headers: Mapping[str, str]) -> str:
+    return ",".join(f"{k}={v}" for k, v in sorted(headers.items()))
+
+
 def _unique(seen: Counter[str], base: str) -> str:
     seen[base] += 1
     n = seen[base] - 1
@@ -79,7 +83,10 @@ def _api_key_credentials(entries: Sequence[_KeyEntry], *, family: str, kind: str
     for index, entry in enumerate(entries):
         base = (entry.base_url or default_base).rstrip("/")
         proxy = entry.proxy_url or config.proxy_url
-        parts = [entry.api_key, entry.base_url] + ([entry.proxy_url] if id_parts == "key-base-proxy" else [])
+        if id_parts == "key-base-proxy":
+            parts = [entry.api_key, entry.base_url, entry.proxy_url]
+        else:  # the reference's current form: key, base, proxy, prefix, sorted headers (matches its recordings)
+            parts = [entry.api_key, entry.base_url, entry.proxy_url, entry.prefix, _sorted_headers(entry.headers)]
         out.append(Credential(
             id=_unique(seen, credential_id(f"{provider}:apikey", *parts)),
             kind=kind,

@@ -389,6 +389,10 @@ class NullCapture(RequestLogCapture):
     def __init__(self) -> None:  # no state at all: every method below is a no-op
         self.finished = True
 
+    @property
+    def full(self) -> bool:
+        return False
+
     def client_request(self, method: str, url: str, headers: Any, body: bytes | None = None) -> None:
         return None
 

@@ -154,6 +154,7 @@ class DispatchStage:
     def _record_failure(self, exchange: Exchange, candidate: Candidate, error: UpstreamError) -> None:
         config = exchange.runtime.config
         exchange.last_error = error
+        exchange.capture.upstream_error(error.status, error.body)
         exchange.attempts.append(
             Attempt(candidate.credential_id, candidate.upstream_model, error.status, error.text[:200])
         )
@@ -199,6 +200,9 @@ class DispatchStage:
         body = exchange.translation.request_for(provider.protocol, candidate.upstream_model)
         request = provider.count_request(candidate.route.credential, candidate.upstream_model, body,
                                          client_headers=exchange.request.headers)
+        if request is not None:
+            exchange.capture.upstream_request(request.method, request.url, request.headers, request.body,
+                                              candidate.route.credential)
         if request is None:
             fallback = "cl100k_base" if provider.kind == "codex" else "o200k_base"
             exchange.count_tokens = estimate_request_tokens(exchange.translation.canonical(), candidate.upstream_model,
@@ -206,8 +210,10 @@ class DispatchStage:
             return
         reply = await send(exchange.session, request, timeouts_of(exchange))
         exchange.upstream = reply
+        exchange.capture.upstream_response(reply.status, reply.headers)
         try:
             raw = await reply.response.content.read(MAX_ERROR_BODY)
+            exchange.capture.upstream_body(raw)
             answer = json.loads(raw)
         except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
             raise UpstreamError(502, f"upstream count answer unreadable: {exc}".encode()) from None
@@ -226,11 +232,16 @@ class DispatchStage:
             candidate.route.credential, candidate.upstream_model, body,
             stream=exchange.stream or provider.always_streams, client_headers=exchange.request.headers,
         )
+        capture = exchange.capture
+        capture.upstream_request(request.method, request.url, request.headers, request.body,
+                                 candidate.route.credential)
         reply: UpstreamReply = await send(exchange.session, request, timeouts_of(exchange))
         exchange.upstream = reply
+        capture.upstream_response(reply.status, reply.headers)
         if not exchange.stream:
             return
-        events = iter_sse(reply.response.content.iter_any())
+        chunks = reply.response.content.iter_any()
+        events = iter_sse(capture.tee(chunks) if capture.full else chunks)
         try:
             first = await anext(events)
         except StopAsyncIteration:

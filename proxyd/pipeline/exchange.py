@@ -19,12 +19,19 @@ from proxyd.protocols.sse import SSEEvent
 
 if TYPE_CHECKING:
     from proxyd.credentials.model import Credential
+    from proxyd.logs.request_log import RequestLogCapture
     from proxyd.models.registry import Route
     from proxyd.pipeline.translate import Translation
     from proxyd.protocols.canonical import Usage
     from proxyd.providers.base import Provider, UpstreamReply
     from proxyd.runtime import Runtime
     from proxyd.thinking import ThinkingConfig
+
+
+def _null_capture() -> RequestLogCapture:
+    from proxyd.logs.request_log import NULL_CAPTURE  # imported late: proxyd.logs needs the app keys
+
+    return NULL_CAPTURE
 
 
 def error_family_of(protocol: WireProtocol) -> ErrorFamily:
@@ -89,6 +96,7 @@ class Exchange:
     response: web.StreamResponse | None = None
     usage: Usage | None = None
     failed_mid_stream: bool = False
+    capture: RequestLogCapture = attrs.Factory(lambda: _null_capture())  # request-log collection points
     started: float = attrs.Factory(time.perf_counter)
     log: Any = attrs.Factory(lambda: structlog.get_logger("proxyd.exchange"))
     _raw_body: bytes | None = None
@@ -112,6 +120,7 @@ class Exchange:
         if self._raw_body is None:
             limit = self.runtime.config.request_body_limit_mb * 1024 * 1024
             self._raw_body = await read_body(self.request, limit)
+            self.capture.request_body(self._raw_body)
         return self._raw_body
 
     async def json_body(self) -> dict[str, Any]:

@@ -52,7 +52,8 @@ def record_of(exchange: Exchange, status: int) -> RequestRecord:
         client_protocol=str(exchange.protocol),
         client_key_hash=key_fingerprint(exchange.client_key),
         model=exchange.model,
-        upstream_model=chosen.upstream_model if chosen else "",
+        upstream_model=chosen.upstream_model if chosen else (
+            exchange.attempts[-1].upstream_model if exchange.attempts else ""),
         provider=chosen.route.credential.provider if chosen else "",
         credential_id=chosen.credential_id if chosen else "",
         stream=exchange.stream,

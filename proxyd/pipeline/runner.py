@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Callable, Sequence
 
 import structlog
@@ -61,6 +62,7 @@ class Pipeline:
             return response
         except ProxyError as error:
             status = error.status
+            exchange.capture.finish(error.status, json.dumps(error.body(exchange.error_family)))
             raise
         except asyncio.CancelledError:
             status = 499  # the client went away
@@ -68,6 +70,7 @@ class Pipeline:
         finally:
             await exchange.aclose()
             self._notify(exchange, status)
+            exchange.capture.finish(status)  # a second call does nothing
 
     async def _answer(self, exchange: Exchange) -> web.StreamResponse:
         try:
@@ -76,7 +79,11 @@ class Pipeline:
         except UpstreamError as error:
             if exchange.response is not None and exchange.response.prepared:
                 raise
-            return self._upstream_error_response(exchange, error)
+            response = self._upstream_error_response(exchange, error)
+            exchange.capture.client_response(response.status, response.headers)
+            if isinstance(response, web.Response) and isinstance(response.body, bytes):
+                exchange.capture.client_body(response.body)
+            return response
         if exchange.response is None:
             raise RuntimeError("pipeline finished without a response")
         return exchange.response

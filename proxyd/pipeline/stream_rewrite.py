@@ -80,6 +80,7 @@ class StreamRewriteStage:
             raw = await exchange.upstream.response.content.read(MAX_UPSTREAM_BODY)
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise UpstreamError(502, f"upstream body read failed: {exc}".encode()) from None
+        exchange.capture.upstream_body(raw)
         assert exchange.chosen is not None
         try:
             if exchange.chosen.provider.always_streams:
@@ -91,15 +92,24 @@ class StreamRewriteStage:
             raise ProxyError(502, "upstream answered with a body that is not valid JSON", type="server_error",
                              code="bad_upstream_response") from None
         exchange.response = web.Response(status=200, body=body, content_type="application/json")
+        exchange.capture.client_response(200, exchange.response.headers)
+        exchange.capture.client_body(body)
 
     async def _stream(self, exchange: Exchange, rewriter: ResponseRewriter) -> None:
         response = web.StreamResponse(status=200, headers=SSE_HEADERS)
         await response.prepare(exchange.request)
         exchange.response = response
+        capture = exchange.capture
+        capture.client_response(200, response.headers)
+
+        async def write(data: bytes) -> None:
+            capture.client_body(data)
+            await response.write(data)
+
         events = exchange.events
         keepalive = float(exchange.runtime.config.streaming.keepalive_seconds or 0)
         if events is None:
-            await response.write(rewriter.done())
+            await write(rewriter.done())
             await response.write_eof()
             return
         try:
@@ -110,13 +120,13 @@ class StreamRewriteStage:
                     break
                 out = rewriter.event(event)
                 if out:
-                    await response.write(out)
+                    await write(out)
         except (aiohttp.ClientError, SSEError, TimeoutError, ValueError) as exc:
             exchange.log.warning("upstream stream failed mid-way", error=str(exc))
             error = UpstreamError(502, f"upstream stream failed: {exc}".encode())
             exchange.failed_mid_stream = True
-            await response.write(rewriter.error_frame(error))
+            await write(rewriter.error_frame(error))
             await response.write_eof()
             return
-        await response.write(rewriter.done())
+        await write(rewriter.done())
         await response.write_eof()

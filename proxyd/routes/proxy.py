@@ -6,6 +6,7 @@ from aiohttp import web
 
 from proxyd.http.request_id import request_id_of
 from proxyd.keys import CLIENT_SESSION, PIPELINE, RUNTIME
+from proxyd.logs import begin_capture
 from proxyd.pipeline.exchange import Exchange
 from proxyd.protocols.base import WireProtocol
 
@@ -24,6 +25,7 @@ async def run_pipeline(request: web.Request, protocol: WireProtocol, *, path_mod
         path_model=path_model,
     )
     exchange.log = exchange.log.bind(request_id=rid, protocol=str(protocol))
+    exchange.capture = begin_capture(request, rid)
     exchange.forced_stream = stream
     exchange.count = count
     return await app[PIPELINE].run(exchange)
