@@ -16,7 +16,7 @@ from aiohttp import web
 
 from proxyd.config.load import parse_config_text
 from proxyd.keys import CONFIG_STORE
-from proxyd.management import auth_files, credentials
+from proxyd.management import auth_files, credentials, lists, settings
 from proxyd.management import logs as logs_api
 from proxyd.management import usage as usage_api
 from proxyd.management.access import ManagementAccess, build_headers
@@ -177,5 +177,8 @@ def add_management_routes(app: web.Application, *, env_secret: str | None = None
         web.get(f"{PREFIX}/request-error-logs/{{name}}", guarded(logs_api.download_error_log), allow_head=False),
         web.get(f"{PREFIX}/request-log-by-id", guarded(logs_api.download_request_log), allow_head=False),
         web.get(f"{PREFIX}/request-log-by-id/{{id}}", guarded(logs_api.download_request_log), allow_head=False),
+        # scalar settings (§3.5), latest-version (§3.6), model-definitions; list editors (§3.7)
+        *settings.route_defs(PREFIX, guarded),
+        *lists.route_defs(PREFIX, guarded),
     ]
     app.add_routes(routes)
