@@ -77,6 +77,8 @@ class SSEPassthrough:
         self._client_model = client_model
         self._codec = codec
         self._tap = UsageTap(protocol)
+        self._chat = protocol is WireProtocol.OPENAI_CHAT
+        self._rename = protocol is not WireProtocol.GEMINI
 
     @property
     def usage(self) -> Usage | None:
@@ -105,10 +107,10 @@ class SSEPassthrough:
 
     def event(self, event: SSEEvent) -> bytes:
         data = event.data
-        if self._protocol is WireProtocol.OPENAI_CHAT and data.strip() == DONE:
+        if self._chat and len(data) < 16 and data.strip() == DONE:
             return b""  # re-emitted once at the clean end
         self._tap.feed(data)
-        if self._protocol is not WireProtocol.GEMINI:
+        if self._rename:
             data = rename_model(data, self._model)
         return frame(data, event.event)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator
 
 import attrs
 
@@ -34,21 +34,31 @@ class SSEParser:
         self._max = max_event_bytes
 
     def feed(self, chunk: bytes) -> list[SSEEvent]:
-        self._buffer += chunk
-        events: list[SSEEvent] = []
-        while True:
-            nl = self._buffer.find(b"\n")
-            if nl < 0:
+        if self._buffer:
+            self._buffer += chunk
+            if b"\n" not in chunk:  # still no complete line
                 if len(self._buffer) > self._max:
                     raise SSEError(f"SSE line longer than {self._max} bytes")
-                return events
-            line = bytes(self._buffer[:nl])
-            del self._buffer[: nl + 1]
-            if line.endswith(b"\r"):
+                return []
+            data = bytes(self._buffer)
+            self._buffer.clear()
+        else:
+            data = chunk
+        # One split per chunk: no per-line copy out of (and memmove inside) the buffer.
+        lines = data.split(b"\n")
+        tail = lines.pop()  # the incomplete last line (b"" when the chunk ended with a newline)
+        events: list[SSEEvent] = []
+        for line in lines:
+            if line[-1:] == b"\r":
                 line = line[:-1]
             event = self._line(line)
             if event is not None:
                 events.append(event)
+        if tail:
+            self._buffer += tail
+            if len(self._buffer) > self._max:
+                raise SSEError(f"SSE line longer than {self._max} bytes")
+        return events
 
     def close(self) -> list[SSEEvent]:
         """Flush at end of stream: a final event without its blank line still counts."""
@@ -68,19 +78,24 @@ class SSEParser:
         if not line:
             if not self._data and self._event is None:
                 return None
-            event = SSEEvent(data=b"\n".join(self._data), event=self._event, id=self._id)
+            data = self._data[0] if len(self._data) == 1 else b"\n".join(self._data)
+            event = SSEEvent(data=data, event=self._event, id=self._id)
             self._data, self._event, self._size = [], None, 0
             return event
-        if line.startswith(b":"):
-            return None
-        name, _, value = line.partition(b":")
-        if value.startswith(b" "):
-            value = value[1:]
-        if name == b"data":
+        if line[:5] == b"data:":  # the common line first
+            value = line[6:] if line[5:6] == b" " else line[5:]
             self._size += len(value)
             if self._size > self._max:
                 raise SSEError(f"SSE event larger than {self._max} bytes")
             self._data.append(value)
+            return None
+        if line[:1] == b":":
+            return None
+        name, _, value = line.partition(b":")
+        if value[:1] == b" ":
+            value = value[1:]
+        if name == b"data":
+            self._data.append(value)  # `data` without a colon: an empty data line
         elif name == b"event":
             self._event = value.decode("utf-8", "replace")
         elif name == b"id":
@@ -101,11 +116,14 @@ async def iter_sse(chunks: AsyncIterator[bytes], max_event_bytes: int = DEFAULT_
 
 def frame(data: bytes, event: str | None = None) -> bytes:
     """Encode one SSE event (multi-line data split into several `data:` lines)."""
+    if b"\n" not in data:
+        if event is None:
+            return b"data: " + data + b"\n\n"
+        return b"event: " + event.encode() + b"\ndata: " + data + b"\n\n"
     parts: list[bytes] = []
     if event is not None:
         parts.append(b"event: " + event.encode() + b"\n")
-    lines: Iterable[bytes] = data.split(b"\n") if b"\n" in data else (data,)
-    for line in lines:
+    for line in data.split(b"\n"):
         parts.append(b"data: " + line + b"\n")
     parts.append(b"\n")
     return b"".join(parts)
