@@ -42,7 +42,7 @@ log = structlog.get_logger(__name__)
 
 async def client_session_ctx(app: web.Application) -> AsyncIterator[None]:
     """One pooled upstream ClientSession for the whole process."""
-    connector = aiohttp.TCPConnector(limit=0, limit_per_host=256, ttl_dns_cache=300, enable_cleanup_closed=True)
+    connector = aiohttp.TCPConnector(limit=0, limit_per_host=0, ttl_dns_cache=300, enable_cleanup_closed=True)
     session = aiohttp.ClientSession(
         connector=connector,
         auto_decompress=True,
