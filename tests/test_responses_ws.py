@@ -441,3 +441,24 @@ def test_conversation_rules() -> None:
     override = conv.next_turn({"type": "response.create", "model": "other", "previous_response_id": "r1",
                                "input": []})
     assert override.body["model"] == "other" and "previous_response_id" not in override.body
+
+
+async def test_slow_reader_holds_the_upstream_back(matrix, fake_codex) -> None:  # type: ignore[no-untyped-def]
+    """Back-pressure: while the client reads nothing, proxyd stops reading the upstream (no unbounded buffer)."""
+    fake_codex.reply_text = "x" * (12 * 1024 * 1024)
+    fake_codex.chunk_count = 48
+    async with aiohttp.ClientSession() as session:
+        ws = await session.ws_connect(ws_url(matrix), headers=AUTH, max_msg_size=0)
+        await ws.send_json(create())
+        await fake_codex.wait_for_requests(1)
+        await asyncio.sleep(1.0)  # ample time to stream 36 MB over loopback if nothing held it back
+        assert fake_codex.completed_streams == 0
+        frames = await turn(ws, within=20)
+        await ws.close()
+    assert frames[-1]["type"] == "response.completed"
+    assert len(text_of(frames)) == 12 * 1024 * 1024
+    for _ in range(100):
+        if fake_codex.completed_streams == 1:
+            break
+        await asyncio.sleep(0.02)
+    assert fake_codex.completed_streams == 1
