@@ -161,8 +161,10 @@ class UpstreamError(Exception):
         return True
 
     def passthrough_response(self) -> web.Response:
-        """Same-protocol answer: the upstream JSON body verbatim, or the text wrapped in OpenAI's envelope."""
-        status = self.status or 502
+        """Same-protocol answer: the upstream JSON body verbatim, or the text wrapped in OpenAI's envelope.
+
+        Transport failures (status 0) answer 500, as the reference does for errors without a status."""
+        status = self.status or 500
         if self.body and self.is_json():
             return web.Response(status=status, body=self.body.strip(), content_type="application/json")
         text = self.text or reason_phrase(status)
@@ -170,7 +172,7 @@ class UpstreamError(Exception):
 
     def to_proxy_error(self) -> ProxyError:
         """Cross-protocol answer: keep the status and the upstream message, lose the foreign envelope."""
-        status = self.status or 502
+        status = self.status or 500
         message = self.text
         try:
             data = json.loads(self.body)

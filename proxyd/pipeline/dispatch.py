@@ -15,7 +15,7 @@ from proxyd.http.errors import ProxyError, UpstreamError
 from proxyd.metrics import upstream_timer
 from proxyd.pipeline.exchange import Attempt, Candidate, Exchange
 from proxyd.protocols.sse import SSEError, SSEEvent, iter_sse
-from proxyd.providers.base import MAX_ERROR_BODY, Timeouts, UpstreamReply, send
+from proxyd.providers.base import MAX_ERROR_BODY, MAX_UPSTREAM_BODY, Timeouts, UpstreamReply, read_capped, send
 from proxyd.thinking import ThinkingError, apply_thinking
 from proxyd.tokens import estimate_request_tokens
 
@@ -212,7 +212,7 @@ class DispatchStage:
         exchange.upstream = reply
         exchange.capture.upstream_response(reply.status, reply.headers)
         try:
-            raw = await reply.response.content.read(MAX_ERROR_BODY)
+            raw = await read_capped(reply.response, MAX_ERROR_BODY)
             exchange.capture.upstream_body(raw)
             answer = json.loads(raw)
         except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
@@ -239,6 +239,12 @@ class DispatchStage:
         exchange.upstream = reply
         capture.upstream_response(reply.status, reply.headers)
         if not exchange.stream:
+            # Read the whole answer here, so a body cut short counts as this attempt's failure (and is retried).
+            try:
+                exchange.upstream_body = await read_capped(reply.response, MAX_UPSTREAM_BODY)
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                raise UpstreamError(0, f"upstream body read failed: {exc}".encode()) from None
+            capture.upstream_body(exchange.upstream_body)
             return
         chunks = reply.response.content.iter_any()
         events = iter_sse(capture.tee(chunks) if capture.full else chunks)

@@ -90,6 +90,7 @@ class Exchange:
     translation: Translation | None = None
     chosen: Candidate | None = None
     upstream: UpstreamReply | None = None
+    upstream_body: bytes | None = None  # a non-streaming answer, read whole by the dispatch stage
     events: AsyncIterator[SSEEvent] | None = None
     attempts: list[Attempt] = attrs.Factory(list)
     last_error: UpstreamError | None = None

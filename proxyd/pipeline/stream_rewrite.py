@@ -15,7 +15,6 @@ from proxyd.protocols.base import WireProtocol
 from proxyd.protocols.rewrite import ResponseRewriter
 from proxyd.protocols.sse import KEEPALIVE_COMMENT, SSEError, SSEEvent, SSEParser
 
-MAX_UPSTREAM_BODY = 64 * 1024 * 1024
 SSE_HEADERS = {
     "Content-Type": "text/event-stream",
     "Cache-Control": "no-cache",
@@ -75,12 +74,7 @@ class StreamRewriteStage:
                                   "promptTokensDetails": [{"modality": "TEXT", "tokenCount": total}]})
 
     async def _whole(self, exchange: Exchange, rewriter: ResponseRewriter) -> None:
-        assert exchange.upstream is not None
-        try:
-            raw = await exchange.upstream.response.content.read(MAX_UPSTREAM_BODY)
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise UpstreamError(502, f"upstream body read failed: {exc}".encode()) from None
-        exchange.capture.upstream_body(raw)
+        raw = exchange.upstream_body or b""
         assert exchange.chosen is not None
         try:
             if exchange.chosen.provider.always_streams:

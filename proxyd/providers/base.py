@@ -24,6 +24,7 @@ from proxyd.protocols.base import WireProtocol
 log = structlog.get_logger(__name__)
 
 MAX_ERROR_BODY = 1024 * 1024
+MAX_UPSTREAM_BODY = 64 * 1024 * 1024
 # What a SOCKS handshake failure raises (aiohttp-socks has its own classes, older versions python-socks').
 _SOCKS_ERRORS: tuple[type[Exception], ...] = (
     aiohttp_socks.ProxyError, aiohttp_socks.ProxyConnectionError, aiohttp_socks.ProxyTimeoutError,
@@ -115,6 +116,25 @@ def custom_headers(configured: Mapping[str, str], client_headers: Mapping[str, s
     return out
 
 
+async def read_capped(response: aiohttp.ClientResponse, limit: int, *, truncate: bool = False) -> bytes:
+    """The whole body of `response` (StreamReader.read(n) returns only what has arrived), at most `limit` bytes.
+
+    A larger body raises UpstreamError(502), or with `truncate` is cut at `limit`; a transfer cut short raises
+    aiohttp's ClientPayloadError.
+    """
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.content.iter_any():
+        size += len(chunk)
+        if size > limit:
+            if truncate:
+                chunks.append(chunk[: len(chunk) - (size - limit)])
+                break
+            raise UpstreamError(502, f"upstream body larger than {limit} bytes".encode())
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 def json_bytes(body: Mapping[str, Any]) -> bytes:
     return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
 
@@ -190,7 +210,7 @@ async def send(session: aiohttp.ClientSession, request: UpstreamRequest, timeout
         raise UpstreamError(0, f"upstream request failed: {exc}".encode()) from None
     if response.status >= 300:
         try:
-            body = await response.content.read(MAX_ERROR_BODY)
+            body = await read_capped(response, MAX_ERROR_BODY, truncate=True)
         except (aiohttp.ClientError, TimeoutError):
             body = b""
         finally:
