@@ -175,3 +175,12 @@ codex-api-key:
                                 headers=AUTH) as resp:
             assert resp.status == 200
     assert len(fake_codex.requests) == 2 and fake_claude.requests == []
+
+
+async def test_large_compact_answers_arrive_whole(matrix, session, fake_codex) -> None:  # type: ignore[no-untyped-def]
+    items = [user(f"{i:05d} " + "y" * 1000) for i in range(800)]  # ~0.9 MB each way: many TCP chunks
+    async with session.post(matrix.v1 + "/responses/compact", json={"model": "codex-model", "input": items},
+                            headers=AUTH) as resp:
+        assert resp.status == 200
+        answer = await resp.json()
+    assert len(answer["output"]) == 801 and answer["output"][-1]["type"] == "compaction"

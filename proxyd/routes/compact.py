@@ -30,7 +30,7 @@ from proxyd.pipeline.dispatch import DispatchStage, timeouts_of
 from proxyd.pipeline.exchange import Candidate, Exchange
 from proxyd.protocols.base import WireProtocol
 from proxyd.protocols.rewrite import rename_model
-from proxyd.providers.base import UpstreamRequest, json_bytes, send
+from proxyd.providers.base import MAX_UPSTREAM_BODY, UpstreamRequest, json_bytes, read_capped, send
 from proxyd.providers.codex import CodexProvider
 from proxyd.providers.openai_compat import OpenAICompatProvider
 from proxyd.routes.custom_pipeline import exchange_for, pipeline_with
@@ -38,7 +38,6 @@ from proxyd.routes.custom_pipeline import exchange_for, pipeline_with
 COMPACT_KINDS = frozenset({"codex", "openai-compatibility"})
 NOT_SUPPORTED = "/responses/compact not supported"
 STREAM_REFUSED = "Streaming not supported for compact responses"
-MAX_COMPACT_BODY = 64 * 1024 * 1024
 # Fields the Codex backend refuses on the Responses path (routing.md §2.6): gone from compact calls too.
 _CODEX_DROPPED = ("previous_response_id", "prompt_cache_retention", "safety_identifier")
 
@@ -85,6 +84,10 @@ class CompactDispatchStage(DispatchStage):
         body = await exchange.json_body()
         request = compact_request(candidate, body, exchange.request.headers)
         exchange.upstream = await send(exchange.session, request, timeouts_of(exchange))
+        try:  # read whole here: a body cut short is this attempt's failure and moves on
+            exchange.upstream_body = await read_capped(exchange.upstream.response, MAX_UPSTREAM_BODY)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise UpstreamError(0, f"upstream body read failed: {exc}".encode()) from None
 
 
 class CompactWriteStage:
@@ -93,11 +96,7 @@ class CompactWriteStage:
     name = "stream-rewrite"
 
     async def run(self, exchange: Exchange) -> None:
-        assert exchange.upstream is not None
-        try:
-            raw = await exchange.upstream.response.content.read(MAX_COMPACT_BODY)
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise UpstreamError(502, f"upstream body read failed: {exc}".encode()) from None
+        raw = exchange.upstream_body or b""
         if not raw.strip():
             raise UpstreamError(502, b"upstream answered an empty compact body")
         exchange.response = web.Response(status=200, body=rename_model(raw, json.dumps(exchange.model).encode()),
