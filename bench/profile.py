@@ -23,19 +23,9 @@ _FRAME = re.compile(r"^(?P<fn>.*?) \((?P<file>[^:()]+)(?::\d+)?\)$")
 
 
 def _short(frame: str) -> str:
-    """`fn (path/to/file.py:12)` → `file.py:fn` with the path trimmed to the package."""
+    """`fn (package/file.py:12)` → `package/file.py:fn` (py-spy already trims paths to the package)."""
     m = _FRAME.match(frame)
-    if not m:
-        return frame
-    path = m.group("file")
-    for marker in ("/proxyd/", "/aiohttp/", "/structlog/", "/asyncio/", "/multidict/", "/yarl/", "/logging/",
-                   "/json/", "/attrs/", "/attr/"):
-        if marker in path:
-            path = marker.strip("/") + "/" + path.split(marker, 1)[1]
-            break
-    else:
-        path = path.rsplit("/", 1)[-1]
-    return f"{path}:{m.group('fn')}"
+    return f"{m.group('file')}:{m.group('fn')}" if m else frame
 
 
 def summarise(collapsed: Path, top: int) -> str:
