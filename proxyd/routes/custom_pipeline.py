@@ -13,33 +13,20 @@ from typing import Any
 
 from aiohttp import web
 
-from proxyd.http.request_id import request_id_of
-from proxyd.keys import CLIENT_SESSION, PIPELINE, RUNTIME
+from proxyd.keys import PIPELINE
 from proxyd.pipeline.exchange import Exchange
 from proxyd.pipeline.runner import Pipeline
 from proxyd.pipeline.stage import Stage
 from proxyd.protocols.base import WireProtocol
+from proxyd.routes.proxy import new_exchange
 
 
 def exchange_for(request: web.Request, protocol: WireProtocol, body: dict[str, Any], *,
                  path_model: str | None = None, stream: bool | None = None, count: bool = False,
                  request_id: str | None = None) -> Exchange:
     """An Exchange over `request` whose JSON body is `body` (the HTTP body is never read)."""
-    app = request.app
-    rid = request_id if request_id is not None else request_id_of(request)
-    exchange = Exchange(
-        request=request,
-        protocol=protocol,
-        runtime=app[RUNTIME].current,
-        session=app[CLIENT_SESSION],
-        request_id=rid,
-        path_model=path_model,
-        body=body,
-    )
-    exchange.log = exchange.log.bind(request_id=rid, protocol=str(protocol))
-    exchange.forced_stream = stream
-    exchange.count = count
-    return exchange
+    return new_exchange(request, protocol, path_model=path_model, stream=stream, count=count, body=body,
+                        request_id=request_id)
 
 
 def pipeline_with(app: web.Application, *replacements: Stage) -> Pipeline:

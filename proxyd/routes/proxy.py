@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiohttp import web
 
 from proxyd.http.request_id import request_id_of
@@ -11,11 +13,16 @@ from proxyd.pipeline.exchange import Exchange
 from proxyd.protocols.base import WireProtocol
 
 
-async def run_pipeline(request: web.Request, protocol: WireProtocol, *, path_model: str | None = None,
-                       stream: bool | None = None, count: bool = False) -> web.StreamResponse:
-    """Run the app's pipeline for one request; the runtime snapshot is fixed for the whole request."""
+def new_exchange(request: web.Request, protocol: WireProtocol, *, path_model: str | None = None,
+                 stream: bool | None = None, count: bool = False, body: dict[str, Any] | None = None,
+                 request_id: str | None = None) -> Exchange:
+    """The Exchange of one proxied request; the runtime snapshot is fixed for the whole request.
+
+    `body` gives the JSON body directly (WebSocket turns, v1internal envelopes); otherwise the HTTP body is read
+    when a stage asks for it.
+    """
     app = request.app
-    rid = request_id_of(request)
+    rid = request_id if request_id is not None else request_id_of(request)
     exchange = Exchange(
         request=request,
         protocol=protocol,
@@ -23,9 +30,17 @@ async def run_pipeline(request: web.Request, protocol: WireProtocol, *, path_mod
         session=app[CLIENT_SESSION],
         request_id=rid,
         path_model=path_model,
+        body=body,
     )
     exchange.log = exchange.log.bind(request_id=rid, protocol=str(protocol))
     exchange.capture = begin_capture(request, rid)
     exchange.forced_stream = stream
     exchange.count = count
-    return await app[PIPELINE].run(exchange)
+    return exchange
+
+
+async def run_pipeline(request: web.Request, protocol: WireProtocol, *, path_model: str | None = None,
+                       stream: bool | None = None, count: bool = False) -> web.StreamResponse:
+    """Run the app's pipeline for one request."""
+    exchange = new_exchange(request, protocol, path_model=path_model, stream=stream, count=count)
+    return await request.app[PIPELINE].run(exchange)
