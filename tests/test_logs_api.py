@@ -426,54 +426,31 @@ def test_log_dir_is_never_under_auth_dir(tmp_path: Path) -> None:
 # -------------------------------------------------------------------------------------------- capture API wiring
 
 
-async def test_capture_api_over_a_real_request(fake_openai: Any, proxyd_factory: Any) -> None:
-    """The capture points the pipeline calls (simulated around Pipeline.run) produce a downloadable dump."""
+async def test_request_log_of_a_real_request(fake_openai: Any, proxyd_factory: Any) -> None:
+    """The pipeline's capture points produce a downloadable dump with every section, secrets masked."""
     from fakes import compat_config
 
-    from proxyd.keys import PIPELINE
-    from proxyd.logs import begin_capture
-
-    text = compat_config(fake_openai.base_url, extra=f"request-log: true\nremote-management:\n"
-                                                     f'  secret-key: "{HASH}"\n')
+    fake_openai.chunk_count = 2
+    text = compat_config(fake_openai.base_url, upstream_keys=("sk-up-1-long-secret",),
+                         extra=f'request-log: true\nremote-management:\n  secret-key: "{HASH}"\n')
     server = await proxyd_factory(text)
-    pipeline = server.app[PIPELINE]
-    original = pipeline.run
-
-    async def run(exchange: Any) -> Any:
-        capture = begin_capture(exchange.request, exchange.request_id)
-        capture.request_body(await exchange.raw_body())
-        capture.upstream_request("POST", f"{fake_openai.base_url}/chat/completions?key=sk-up-1-long-secret",
-                                 {"Authorization": "Bearer sk-up-1-long-secret"}, b"{}")
-        capture.upstream_response(200, {"Content-Type": "text/event-stream"})
-
-        async def chunks() -> Any:
-            yield b"data: {}\n\n"
-
-        assert [c async for c in capture.tee(chunks())] == [b"data: {}\n\n"]
-        status = 500
-        try:
-            response = await original(exchange)
-            status = response.status
-            capture.client_response(status, response.headers)
-            capture.client_body(getattr(response, "body", None))
-            return response
-        finally:
-            capture.finish(status)
-
-    pipeline.run = run  # type: ignore[method-assign]
     async with aiohttp.ClientSession() as s, s.post(
             f"{server.v1}/chat/completions", headers={"Authorization": "Bearer client-key"},
-            json={"model": "my-model", "messages": [{"role": "user", "content": "hi"}]}) as r:
+            json={"model": "my-model", "messages": [{"role": "user", "content": "hi"}], "stream": True}) as r:
         assert r.status == 200
         rid = r.headers["X-Request-Id"]
+        streamed = await r.read()
     await server.app[LOGS].requests.drain()
     status, _, data = await mgmt(server, "GET", f"/request-log-by-id/{rid}")
     assert status == 200
     dump = data.decode()
     assert "URL: /v1/chat/completions" in dump and "Authorization: Bearer clie...-key" in dump
     assert '"content": "hi"' in dump or '"content":"hi"' in dump
-    assert "sk-up-1-long-secret" not in dump and "data: {}" in dump
+    assert "=== API REQUEST 1 ===" in dump and "/chat/completions" in dump
+    assert "sk-up-1-long-secret" not in dump  # the upstream key is masked
+    assert "chat.completion.chunk" in dump  # the upstream stream, teed
     assert "=== RESPONSE ===\nStatus: 200" in dump
+    assert streamed.decode().split("\n\n")[0] in dump  # what the client got
 
 
 def test_null_capture_records_nothing() -> None:

@@ -10,7 +10,7 @@ import socket
 import sys
 import tempfile
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -194,7 +194,13 @@ async def run_many(
     ``jobs`` scenarios at once, at the price of a credential order that depends on the ports drawn.
     """
     baseline_text = await asyncio.to_thread(baseline.read_text, encoding="utf-8")
-    quiet_logs()
+    with quiet_logs():
+        return await _run_many(scenarios, skiplist=skiplist, baseline_text=baseline_text, jobs=jobs,
+                               strict=strict, mock_port=mock_port)
+
+
+async def _run_many(scenarios: Sequence[dict[str, Any]], *, skiplist: SkipList, baseline_text: str, jobs: int,
+                    strict: bool, mock_port: int) -> list[Outcome]:
     shared: MockUpstream | None = None
     if mock_port:
         shared = MockUpstream(port=mock_port)
@@ -254,13 +260,20 @@ async def run_many(
                 await shared.close()
 
 
-def quiet_logs() -> None:
-    """Keep proxyd's in-process logging (structlog/stdlib) off the runner's output."""
-    logging.disable(logging.CRITICAL)
-    with contextlib.suppress(Exception):
-        import structlog
+@contextlib.contextmanager
+def quiet_logs() -> Iterator[None]:
+    """Keep proxyd's in-process logging (structlog/stdlib) off the runner's output, and restore it afterwards
+    (the runner also runs inside pytest, where later tests read the logs)."""
+    import structlog
 
-        structlog.configure(logger_factory=structlog.ReturnLoggerFactory())
+    previous = structlog.get_config()
+    logging.disable(logging.CRITICAL)
+    structlog.configure(logger_factory=structlog.ReturnLoggerFactory())
+    try:
+        yield
+    finally:
+        logging.disable(logging.NOTSET)
+        structlog.configure(**previous)
 
 
 def report_lines(outcomes: Iterable[Outcome]) -> tuple[list[str], dict[str, int]]:
