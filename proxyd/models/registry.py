@@ -44,6 +44,7 @@ class ModelRegistry:
                  created: int | None = None) -> None:
         self._created = int(created if created is not None else time.time())
         self._routes: dict[str, list[Route]] = {}
+        self._route_ids: dict[str, set[str]] = {}  # credential ids per model, so registration stays linear
         self._lower: dict[str, str] = {}
         self._info: dict[str, ModelInfo] = {}
         for cred in credentials:
@@ -74,9 +75,10 @@ class ModelRegistry:
         )
 
     def _add(self, model_id: str, route: Route, info: ModelInfo) -> None:
-        routes = self._routes.setdefault(model_id, [])
-        if all(r.credential.id != route.credential.id for r in routes):
-            routes.append(route)
+        ids = self._route_ids.setdefault(model_id, set())
+        if route.credential.id not in ids:
+            ids.add(route.credential.id)
+            self._routes.setdefault(model_id, []).append(route)
         self._lower.setdefault(model_id.lower(), model_id)
         self._info[model_id] = info  # the last registration wins, as in the reference
 

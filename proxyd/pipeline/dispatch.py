@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -41,12 +40,6 @@ def _in_stream_error(event: SSEEvent) -> UpstreamError | None:
     err = data["error"]
     status = err.get("code") if isinstance(err, dict) else None
     return UpstreamError(status if isinstance(status, int) and 400 <= status < 600 else 502, event.data)
-
-
-async def _prepend(first: SSEEvent, rest: AsyncIterator[SSEEvent]) -> AsyncIterator[SSEEvent]:
-    yield first
-    async for event in rest:
-        yield event
 
 
 class _Cooling(Exception):
@@ -258,4 +251,5 @@ class DispatchStage:
         failure = _in_stream_error(first)
         if failure is not None:
             raise failure
-        exchange.events = _prepend(first, events)
+        events.push_back(first)
+        exchange.events = events

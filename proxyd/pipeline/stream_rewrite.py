@@ -112,7 +112,10 @@ class StreamRewriteStage:
                     event = await _next_with_keepalive(events, response, keepalive)
                 except StopAsyncIteration:
                     break
-                out = rewriter.event(event)
+                # Everything already parsed from this upstream chunk goes out in one write.
+                take_ready = getattr(events, "take_ready", None)
+                batch = [event, *take_ready()] if take_ready is not None else [event]
+                out = b"".join([rewriter.event(e) for e in batch])
                 if out:
                     await write(out)
         except (aiohttp.ClientError, SSEError, TimeoutError, ValueError) as exc:

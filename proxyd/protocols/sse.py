@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 from collections.abc import AsyncIterator
 
 import attrs
@@ -103,15 +104,54 @@ class SSEParser:
         return None
 
 
-async def iter_sse(chunks: AsyncIterator[bytes], max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES
-                   ) -> AsyncIterator[SSEEvent]:
+class SSEStream:
+    """Events from an async byte stream, as soon as each is complete.
+
+    Besides iterating, a consumer may `take_ready()` the events already parsed from the bytes received so far
+    (so one upstream chunk's events can be written to the client at once), and `push_back()` an event it
+    peeked at.
+    """
+
+    def __init__(self, chunks: AsyncIterator[bytes], max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> None:
+        self._chunks = chunks
+        self._parser = SSEParser(max_event_bytes)
+        self._ready: collections.deque[SSEEvent] = collections.deque()
+        self._ended = False
+
+    def __aiter__(self) -> SSEStream:
+        return self
+
+    async def __anext__(self) -> SSEEvent:
+        while not self._ready:
+            if self._ended:
+                raise StopAsyncIteration
+            try:
+                chunk = await anext(self._chunks)
+            except StopAsyncIteration:
+                self._ended = True
+                self._ready.extend(self._parser.close())
+                continue
+            self._ready.extend(self._parser.feed(chunk))
+        return self._ready.popleft()
+
+    def take_ready(self) -> list[SSEEvent]:
+        """The events parsed and not yet returned (without waiting for more bytes)."""
+        ready = list(self._ready)
+        self._ready.clear()
+        return ready
+
+    def push_back(self, event: SSEEvent) -> None:
+        self._ready.appendleft(event)
+
+    async def aclose(self) -> None:
+        aclose = getattr(self._chunks, "aclose", None)
+        if aclose is not None:
+            await aclose()
+
+
+def iter_sse(chunks: AsyncIterator[bytes], max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> SSEStream:
     """Events from an async byte stream, yielded as soon as each is complete."""
-    parser = SSEParser(max_event_bytes)
-    async for chunk in chunks:
-        for event in parser.feed(chunk):
-            yield event
-    for event in parser.close():
-        yield event
+    return SSEStream(chunks, max_event_bytes)
 
 
 def frame(data: bytes, event: str | None = None) -> bytes:
