@@ -148,6 +148,12 @@ def wants_stream(body: Mapping[str, Any]) -> bool:
     return "stream" in body and body["stream"] is not False
 
 
+def message_id_for(upstream_id: str) -> str:
+    """A Claude message `id`: the upstream's id as is (the reference keeps `resp_…`, `chatcmpl-…`, Gemini's
+    `responseId`), a fresh `msg_…` when the upstream gave none."""
+    return upstream_id or new_id("msg_")
+
+
 def claude_tool_id(raw: str | None) -> str:
     """An id Claude accepts in `tool_use.id`: unsafe characters → `_`; empty → a fresh `toolu_` id."""
     cleaned = _ID_UNSAFE.sub("_", raw or "")
@@ -781,9 +787,7 @@ class ClaudeStreamEncoder:
         if self._started:
             return
         self._started = True
-        raw_id = start.id if start is not None else ""
-        self.id = raw_id if raw_id.startswith("msg_") else (f"msg_{_ID_UNSAFE.sub('_', raw_id)}" if raw_id
-                                                             else new_id("msg_"))
+        self.id = message_id_for(start.id if start is not None else "")
         usage = usage_to_claude(self._usage)
         message = {"id": self.id, "type": "message", "role": "assistant", "content": [], "model": self.model,
                    "stop_reason": None, "stop_sequence": None, "usage": usage}
@@ -1179,9 +1183,7 @@ class ClaudeCodec:
                 content.append({"type": "tool_use", "id": claude_tool_id(part.id), "name": part.name,
                                 "input": arguments_to_object(part.arguments)})
             # images/files in an answer have no Claude response block: dropped.
-        raw_id = response.id
-        message_id = raw_id if raw_id.startswith("msg_") else (f"msg_{_ID_UNSAFE.sub('_', raw_id)}" if raw_id
-                                                               else new_id("msg_"))
+        message_id = message_id_for(response.id)
         stop_reason = stop_reason_from_finish(response.finish_reason, has_tool_calls=has_tools,
                                               stop_sequence=response.stop_sequence)
         return {

@@ -223,8 +223,9 @@ def finish_to_openai(reason: FinishReason, has_tool_calls: bool) -> str:
 
 
 def chat_id(candidate: str | None) -> str:
-    """Reuse an id that already looks like a chat completion id, else mint one."""
-    if candidate and candidate.startswith(CHAT_ID_PREFIX) and len(candidate) > len(CHAT_ID_PREFIX):
+    """The upstream's id as is (the reference keeps `msg_…`, `resp_…`, Gemini's bare `responseId`); minted
+    `chatcmpl-…` only when the upstream gave none."""
+    if candidate:
         return candidate
     return new_id(CHAT_ID_PREFIX)
 

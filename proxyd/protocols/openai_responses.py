@@ -706,14 +706,15 @@ def _parts_from_output(output: Any) -> tuple[list[Part], bool]:
     return parts, refused
 
 
+_KEPT_ID_PREFIXES = ("resp_", "msg_", "chatcmpl-")
+
+
 def _response_id(given: str) -> str:
-    if given.startswith("resp_"):
-        return given
-    return "resp_" + given if given else new_id("resp_")
-
-
-def _id_base(response_id: str) -> str:
-    return response_id[len("resp_"):] if response_id.startswith("resp_") else response_id
+    """The reference keeps the upstream's id as is (`msg_…` from Claude, `chatcmpl-…` from Chat upstreams,
+    `resp_…`) and prefixes Gemini's bare `responseId` with `resp_`; minted when the upstream gave none."""
+    if not given:
+        return new_id("resp_")
+    return given if given.startswith(_KEPT_ID_PREFIXES) else "resp_" + given
 
 
 def _status_fields(reason: FinishReason) -> tuple[str, dict[str, Any] | None, dict[str, Any] | None]:
@@ -816,14 +817,15 @@ class _Call:
 
 class ResponsesStreamEncoder:
     """Canonical events → the Responses SSE event sequence (created, in_progress, items one at a time with their
-    part/delta/done events, then completed/incomplete/failed), `sequence_number` from 0.
+    part/delta/done events, then completed/incomplete/failed), `sequence_number` from 1 (as the reference's
+    translated streams).
 
     Items never interleave: a tool call that starts while another is streaming is buffered and emitted whole
     when the current one ends (or at finish)."""
 
     def __init__(self, *, model: str) -> None:
         self._model = model
-        self._seq = 0
+        self._seq = 1
         self._wrote = False
         self._started = False
         self._done = False
@@ -871,7 +873,7 @@ class ResponsesStreamEncoder:
 
     def _open_message(self) -> bytes:
         out = self._close_current()
-        msg = _OpenMessage(item_id=f"msg_{_id_base(self._response_id)}_{len(self._items)}",
+        msg = _OpenMessage(item_id=f"msg_{self._response_id}_{len(self._items)}",
                            output_index=len(self._items))
         self._current = msg
         item = {"id": msg.item_id, "type": "message", "status": "in_progress", "role": "assistant", "content": []}
@@ -895,7 +897,7 @@ class ResponsesStreamEncoder:
 
     def _open_reasoning(self) -> bytes:
         out = self._close_current()
-        rs = _OpenReasoning(item_id=f"rs_{_id_base(self._response_id)}_{len(self._items)}",
+        rs = _OpenReasoning(item_id=f"rs_{self._response_id}_{len(self._items)}",
                             output_index=len(self._items))
         self._current = rs
         item = {"id": rs.item_id, "type": "reasoning", "status": "in_progress", "summary": []}
@@ -1368,7 +1370,7 @@ class OpenAIResponsesCodec:
 
     def encode_response(self, response: Response, *, model: str) -> dict[str, Any]:
         response_id = _response_id(response.id)
-        base = _id_base(response_id)
+        base = response_id
         output: list[dict[str, Any]] = []
         text: list[str] | None = None
         seen_calls: set[str] = set()

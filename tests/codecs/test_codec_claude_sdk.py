@@ -105,7 +105,7 @@ async def test_text_stream() -> None:
                            Finish(FinishReason.STOP), UsageUpdate(Usage(input_tokens=12, output_tokens=5))])
     assert [b.type for b in message.content] == ["text"]
     assert message.content[0].text == "Hello, wörld 👋"  # type: ignore[union-attr]
-    assert message.model == MODEL and message.id.startswith("msg_")
+    assert message.model == MODEL and message.id == "chatcmpl-1"  # the upstream id, kept as the reference
     assert message.stop_reason == "end_turn"
     assert (message.usage.input_tokens, message.usage.output_tokens) == (12, 5)
 
@@ -213,7 +213,7 @@ async def test_non_stream_response() -> None:
     async with ReplayServer(json.dumps(body).encode(), content_type="application/json") as srv:
         client = anthropic.AsyncAnthropic(base_url=srv.url, api_key="x", max_retries=0)
         message = await client.messages.create(**ARGS)
-    assert message.id.startswith("msg_") and message.model == MODEL and message.role == "assistant"
+    assert message.id == "chatcmpl-9" and message.model == MODEL and message.role == "assistant"
     assert [b.type for b in message.content] == ["thinking", "text", "tool_use", "tool_use"]
     assert message.content[0].signature == "EqQB"  # type: ignore[union-attr]
     (_, name0, args0), (id1, name1, args1) = tool_uses(message)

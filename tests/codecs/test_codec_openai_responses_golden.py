@@ -54,7 +54,7 @@ def run(case: dict[str, Any]) -> Any:
         assert raw.startswith(b"\nevent: "), "a Responses stream opens with a blank line (api-surface §7.6.2)"
         assert raw.endswith(b"\n\n")
         events = sse_json(raw)
-        assert [e["data"]["sequence_number"] for e in events] == list(range(len(events)))
+        assert [e["data"]["sequence_number"] for e in events] == list(range(1, len(events) + 1))
         return events
     raise AssertionError(f"unknown direction {direction}")
 
