@@ -84,6 +84,16 @@ DEFAULT_SAFETY_SETTINGS: tuple[dict[str, str], ...] = (
     {"category": "HARM_CATEGORY_CIVIC_INTEGRITY", "threshold": "BLOCK_NONE"},
 )
 
+
+
+def with_default_safety(body: dict[str, Any]) -> dict[str, Any]:
+    """A Gemini client body bound for a Gemini upstream (passthrough): the reference adds
+    DEFAULT_SAFETY_SETTINGS when the client sent none; the client's own settings are kept."""
+    if body.get("safetySettings"):
+        return body
+    return {**body, "safetySettings": [dict(s) for s in DEFAULT_SAFETY_SETTINGS]}
+
+
 EFFORT_TO_BUDGET: dict[str, int] = {
     "none": 0, "minimal": 512, "low": 1024, "medium": 8192, "high": 24576, "xhigh": 32768, "max": 128000,
     "auto": -1,
@@ -581,8 +591,7 @@ class GeminiCodec:
         candidate: dict[str, Any] = {
             "content": {"role": "model", "parts": parts or [{"text": ""}]},
             "finishReason": _gemini_finish(response.finish_reason),
-            "index": 0,
-        }
+        }  # no `index`: the reference's translated answers omit it
         out: dict[str, Any] = {"candidates": [candidate]}
         if response.usage is not None:
             out["usageMetadata"] = usage_to_gemini(response.usage)
@@ -1116,7 +1125,7 @@ class GeminiStreamEncoder:
         self.done = False
 
     def _chunk(self, parts: list[dict[str, Any]], *, final: bool = False) -> bytes:
-        candidate: dict[str, Any] = {"content": {"role": "model", "parts": parts}, "index": 0}
+        candidate: dict[str, Any] = {"content": {"role": "model", "parts": parts}}  # no `index`, as the reference
         body: dict[str, Any] = {"candidates": [candidate]}
         if final:
             reason = self.finish.reason if self.finish is not None else (

@@ -1370,16 +1370,28 @@ class OpenAIResponsesCodec:
 
     def encode_response(self, response: Response, *, model: str) -> dict[str, Any]:
         response_id = _response_id(response.id)
-        base = response_id
+        # Item ids as the reference's non-stream translators make them: from the upstream id as given (Gemini's
+        # bare responseId, not the resp_ form), messages and reasoning items numbered separately; reasoning
+        # carries the number only after a Claude id (rs_msg_…_0), else from its second item on (rs_chatcmpl-…).
+        base = response.id or response_id
+        numbered_reasoning = base.startswith("msg_")
         output: list[dict[str, Any]] = []
         text: list[str] | None = None
         seen_calls: set[str] = set()
+        messages = reasonings = 0
 
         def flush_text() -> None:
-            nonlocal text
+            nonlocal text, messages
             if text is not None:
-                output.append(_message_item(f"msg_{base}_{len(output)}", "".join(text)))
+                output.append(_message_item(f"msg_{base}_{messages}", "".join(text)))
+                messages += 1
                 text = None
+
+        def reasoning_id() -> str:
+            nonlocal reasonings
+            reasonings += 1
+            n = reasonings - 1
+            return f"rs_{base}_{n}" if numbered_reasoning or n else f"rs_{base}"
 
         for part in response.content:
             if isinstance(part, TextPart):
@@ -1389,7 +1401,7 @@ class OpenAIResponsesCodec:
             elif isinstance(part, ThinkingPart):
                 flush_text()
                 item_id, encrypted = _thinking_reusable(part)
-                output.append(_reasoning_item(item_id or f"rs_{base}_{len(output)}", part.text or None, encrypted))
+                output.append(_reasoning_item(item_id or reasoning_id(), part.text or None, encrypted))
             elif isinstance(part, ToolCallPart):
                 flush_text()
                 call_id = part.id if part.id and part.id not in seen_calls else new_id("call_")
