@@ -294,7 +294,7 @@ async def test_codex_oauth_file_sends_account_and_originator_headers(
     last = fake_codex.last
     assert last.bearer == "codex-at"
     assert last.account_id == "acc-123"
-    assert last.originator == "codex_cli_rs"
+    assert last.originator == "codex-tui"
 
 
 async def test_files_added_changed_and_removed_take_effect_within_2s(

@@ -44,7 +44,7 @@ async def test_claude_count_forwarded_to_gemini(server: Any, fake_gemini: Any) -
     total = await _claude_count(server, "gemini-model")
     seen = fake_gemini.last
     assert seen.path.endswith("/gemini-2.5-flash:countTokens")
-    assert "generateContentRequest" in seen.json
+    assert seen.json["model"] == "gemini-2.5-flash" and seen.json["contents"]  # the reference's shape
     assert total > 0
 
 

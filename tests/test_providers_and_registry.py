@@ -35,9 +35,10 @@ def test_gemini_urls_and_key_header() -> None:
                                client_headers=NO_HEADERS)
     assert req.url == "http://127.0.0.1:9/g/v1beta/models/gemini-2.5-pro:generateContent"
     assert req.headers["x-goog-api-key"] == "k"
-    assert "model" not in json.loads(req.body)
+    assert json.loads(req.body)["model"] == "gemini-2.5-pro"  # the reference writes the upstream name in the body
     stream = gemini.build_request(cred, "gemini-2.5-pro", {}, stream=True, client_headers=NO_HEADERS)
     assert stream.url.endswith(":streamGenerateContent?alt=sse")
+    assert "Accept" not in stream.headers and "User-Agent" not in stream.headers
     vertex = provider_for("vertex").build_request(_cred("vertex", "https://v.example"), "gemini-2.5-pro", {},
                                                   stream=False, client_headers=NO_HEADERS)
     assert vertex.url == "https://v.example/v1/publishers/google/models/gemini-2.5-pro:generateContent"

@@ -38,6 +38,64 @@ def drop_unsigned_thinking(messages: Any) -> Any:
     return out if changed else messages
 
 
+_EPHEMERAL = {"type": "ephemeral"}
+_UNCACHEABLE = frozenset(("thinking", "redacted_thinking"))
+
+
+def _mentions_cache_control(value: Any) -> bool:
+    if isinstance(value, dict):
+        return "cache_control" in value or any(_mentions_cache_control(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_mentions_cache_control(v) for v in value)
+    return False
+
+
+def _cache_last_block(blocks: list[Any]) -> list[Any] | None:
+    """A copy of `blocks` whose last cacheable block carries an ephemeral breakpoint, or None."""
+    for i in range(len(blocks) - 1, -1, -1):
+        block = blocks[i]
+        if isinstance(block, dict) and block.get("type") not in _UNCACHEABLE:
+            if block.get("type") == "text" and not block.get("text"):
+                return None
+            return [*blocks[:i], {**block, "cache_control": dict(_EPHEMERAL)}, *blocks[i + 1:]]
+    return None
+
+
+def add_cache_breakpoints(payload: dict[str, Any]) -> None:
+    """Prompt caching as the recorded reference build does it, when the client marked nothing itself.
+
+    Breakpoints go on the last system block (else on the last tool) and on the last block of the last user
+    message (string content becomes one text block). A request with any `cache_control` is left alone.
+    """
+    if any(_mentions_cache_control(payload.get(k)) for k in ("system", "messages", "tools")):
+        return
+    system = payload.get("system")
+    if isinstance(system, str) and system:
+        payload["system"] = [{"type": "text", "text": system, "cache_control": dict(_EPHEMERAL)}]
+    elif isinstance(system, list) and system and (cached := _cache_last_block(system)) is not None:
+        payload["system"] = cached
+    else:
+        tools = payload.get("tools")
+        if isinstance(tools, list) and tools and isinstance(tools[-1], dict):
+            payload["tools"] = [*tools[:-1], {**tools[-1], "cache_control": dict(_EPHEMERAL)}]
+    messages = payload.get("messages")
+    if not isinstance(messages, list):
+        return
+    for i in range(len(messages) - 1, -1, -1):
+        message = messages[i]
+        if not (isinstance(message, dict) and message.get("role") == "user"):
+            continue
+        content = message.get("content")
+        if isinstance(content, str):
+            blocks: list[Any] | None = ([{"type": "text", "text": content, "cache_control": dict(_EPHEMERAL)}]
+                                        if content else None)
+        else:
+            blocks = _cache_last_block(content) if isinstance(content, list) else None
+        if blocks is not None:
+            payload["messages"] = [*messages[:i], {**message, "content": blocks}, *messages[i + 1:]]
+        return
+
+
 def is_oauth(credential: Credential) -> bool:
     """A Claude OAuth token from the auth directory (always sent as a Bearer token)."""
     return credential.options.get("auth_kind") == "oauth"
@@ -52,7 +110,7 @@ def uses_x_api_key(credential: Credential) -> bool:
 
 
 class ClaudeProvider:
-    """Messages API over HTTP; `anthropic-version`/`anthropic-beta` from the client are kept."""
+    """Messages API over HTTP; `anthropic-version`/`anthropic-beta` and the client's identity headers are kept."""
 
     kind = "claude"
     protocol = WireProtocol.CLAUDE
@@ -66,11 +124,12 @@ class ClaudeProvider:
         payload["model"] = upstream_model
         if "messages" in payload:
             payload["messages"] = drop_unsigned_thinking(payload["messages"])
+        add_cache_breakpoints(payload)
         betas = payload.pop("betas", None)
         if stream:
             payload["stream"] = True
-        else:
-            payload.pop("stream", None)
+        elif "stream" in payload:
+            payload["stream"] = False  # kept as the client wrote it, as the reference does
         headers = self._headers(credential, client_headers, betas, stream=stream)
         return UpstreamRequest(
             method="POST",
@@ -100,18 +159,31 @@ class ClaudeProvider:
     @staticmethod
     def _headers(credential: Credential, client_headers: Mapping[str, str], betas: Any, *, stream: bool
                  ) -> dict[str, str]:
+        """API keys carry the client's own headers as the reference does (User-Agent, Accept, Anthropic-Beta,
+        X-Stainless-*; no default betas); OAuth tokens look like Claude Code (its User-Agent and betas)."""
+        oauth = is_oauth(credential)
         headers = {
             "Content-Type": "application/json",
             "Anthropic-Version": client_headers.get("anthropic-version") or ANTHROPIC_VERSION,
-            "Accept": "text/event-stream" if stream else "application/json",
         }
-        beta = client_headers.get("anthropic-beta") or DEFAULT_BETAS
+        accept = client_headers.get("accept")
+        if accept:
+            headers["Accept"] = accept
+        for name, value in client_headers.items():
+            if name.lower().startswith("x-stainless-"):
+                headers[name] = value
+        beta = client_headers.get("anthropic-beta") or (DEFAULT_BETAS if oauth else "")
         extra = [betas] if isinstance(betas, str) else [b for b in betas or () if isinstance(b, str)]
-        if is_oauth(credential) and "oauth" not in beta:
+        if oauth and "oauth" not in beta:
             extra.insert(0, OAUTH_BETA)
-        headers["Anthropic-Beta"] = ",".join([beta, *extra]) if extra else beta
+        joined = ",".join(b for b in (beta, *extra) if b)
+        if joined:
+            headers["Anthropic-Beta"] = joined
         agent = client_headers.get("user-agent", "")
-        headers["User-Agent"] = agent if agent.startswith("claude-cli") else DEFAULT_USER_AGENT
+        if oauth:
+            headers["User-Agent"] = agent if agent.startswith("claude-cli") else DEFAULT_USER_AGENT
+        else:
+            headers["User-Agent"] = agent or DEFAULT_USER_AGENT
         if uses_x_api_key(credential):
             headers["x-api-key"] = credential.api_key
         elif credential.api_key:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Mapping
 from typing import Any
 
@@ -10,8 +9,11 @@ from proxyd.credentials.model import Credential
 from proxyd.protocols.base import WireProtocol
 from proxyd.providers.base import LocalCount, UpstreamRequest, custom_headers, json_bytes
 
-CODEX_VERSION = "0.101.0"
-DEFAULT_USER_AGENT = "codex_cli_rs/0.101.0 (Mac OS 26.0.1; arm64) Apple_Terminal/464"
+# The recorded reference build (newer than v6.9.0) presents itself as this Codex TUI, whatever the client sent.
+DEFAULT_USER_AGENT = "codex-tui/0.154.0 (Mac OS 26.5.2; arm64) iTerm.app/3.6.11 (codex-tui; 0.154.0)"
+ORIGINATOR = "codex-tui"
+# Client headers the reference forwards as they are (`Version` only when the client sent one).
+_FORWARDED_HEADERS = ("Version", "X-Codex-Turn-Metadata")
 # Fields the Codex backend rejects (translation.md §3.12, routing.md §2.6).
 _DROPPED_FIELDS = ("previous_response_id", "prompt_cache_retention", "safety_identifier", "max_output_tokens",
                    "max_completion_tokens", "temperature", "top_p", "truncation", "context_management", "user")
@@ -54,14 +56,20 @@ class CodexProvider(LocalCount):
         headers = {
             "Content-Type": "application/json",
             "Accept": "text/event-stream",
-            "Version": CODEX_VERSION,
-            "Session_id": client_headers.get("session_id") or str(uuid.uuid4()),
-            "User-Agent": client_headers.get("user-agent") or DEFAULT_USER_AGENT,
+            "Connection": "Keep-Alive",
+            "Originator": ORIGINATOR,
+            "User-Agent": DEFAULT_USER_AGENT,
         }
+        for name in _FORWARDED_HEADERS:
+            value = client_headers.get(name)
+            if value:
+                headers[name] = value
+        cache_key = payload.get("prompt_cache_key")
+        if isinstance(cache_key, str) and cache_key:
+            headers["Session-Id"] = cache_key
         if credential.api_key:
             headers["Authorization"] = f"Bearer {credential.api_key}"
         if credential.options.get("auth_kind") == "oauth":  # ChatGPT-account tokens (auth-dir files)
-            headers["Originator"] = "codex_cli_rs"
             account = credential.options.get("account_id")
             if account:
                 headers["Chatgpt-Account-Id"] = str(account)

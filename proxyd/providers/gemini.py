@@ -11,10 +11,11 @@ from proxyd.protocols.base import WireProtocol
 from proxyd.providers.base import UpstreamRequest, custom_headers, json_bytes
 
 
-def _gemini_body(body: dict[str, Any]) -> dict[str, Any]:
+def _gemini_body(body: dict[str, Any], model: str) -> dict[str, Any]:
+    """The request body: `model` set to the upstream name (as the reference does; it is in the URL too)."""
     payload = dict(body)
-    payload.pop("model", None)  # the model is in the URL
     payload.pop("session_id", None)
+    payload["model"] = model
     return payload
 
 
@@ -35,14 +36,12 @@ class GeminiProvider:
         client_headers: Mapping[str, str],
     ) -> UpstreamRequest:
         headers = {"Content-Type": "application/json", "x-goog-api-key": credential.api_key}
-        if stream:
-            headers["Accept"] = "text/event-stream"
         headers.update(custom_headers(credential.headers, client_headers))
         return UpstreamRequest(
             method="POST",
             url=self.url(credential, upstream_model, stream=stream),
             headers=headers,
-            body=json_bytes(_gemini_body(body)),
+            body=json_bytes(_gemini_body(body, upstream_model)),
             proxy_url=credential.proxy_url,
         )
 
@@ -50,18 +49,17 @@ class GeminiProvider:
     def count_request(
         self, credential: Credential, upstream_model: str, body: dict[str, Any], *, client_headers: Mapping[str, str],
     ) -> UpstreamRequest | None:
-        """`:countTokens` over the whole request (tools and system prompt count too), sampling settings removed."""
-        inner = _gemini_body(body)
-        for name in ("generationConfig", "safetySettings", "toolConfig", "cachedContent"):
+        """`:countTokens` with the request's contents (and system instruction); tools and settings removed."""
+        inner = _gemini_body(body, upstream_model)
+        for name in ("tools", "generationConfig", "safetySettings", "toolConfig", "cachedContent"):
             inner.pop(name, None)
-        inner["model"] = f"models/{upstream_model}"
         headers = {"Content-Type": "application/json", "x-goog-api-key": credential.api_key}
         headers.update(custom_headers(credential.headers, client_headers))
         return UpstreamRequest(
             method="POST",
             url=f"{credential.base_url}{self.version_path}/{quote(upstream_model, safe='')}:countTokens",
             headers=headers,
-            body=json_bytes({"generateContentRequest": inner}),
+            body=json_bytes(inner),
             proxy_url=credential.proxy_url,
         )
 

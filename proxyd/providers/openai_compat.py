@@ -32,8 +32,6 @@ class OpenAICompatProvider(LocalCount):
             payload["stream_options"] = {**(options if isinstance(options, dict) else {}), "include_usage": True}
             headers["Accept"] = "text/event-stream"
             headers["Cache-Control"] = "no-cache"
-        else:
-            headers["Accept"] = "application/json"
         if credential.api_key:
             headers["Authorization"] = f"Bearer {credential.api_key}"
         headers.update(custom_headers(credential.headers, client_headers))
