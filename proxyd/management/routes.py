@@ -16,7 +16,7 @@ from aiohttp import web
 
 from proxyd.config.load import parse_config_text
 from proxyd.keys import CONFIG_STORE
-from proxyd.management import auth_files, credentials, lists, settings
+from proxyd.management import api_call, auth_files, credentials, lists, settings
 from proxyd.management import logs as logs_api
 from proxyd.management import usage as usage_api
 from proxyd.management.access import ManagementAccess, build_headers
@@ -155,6 +155,7 @@ def add_management_routes(app: web.Application, *, env_secret: str | None = None
         log.info("management password from the environment enabled; remote management forced on")
     routes = [
         web.get(f"{PREFIX}/config", guarded(get_config), allow_head=False),
+        web.post(f"{PREFIX}/api-call", guarded(api_call.api_call)),
         web.get(f"{PREFIX}/config.yaml", guarded(get_config_yaml), allow_head=False),
         web.put(f"{PREFIX}/config.yaml", guarded(put_config_yaml)),
         web.get(f"{PREFIX}/credentials", guarded(credentials.list_credentials), allow_head=False),
