@@ -277,10 +277,11 @@ class ConfigStore:
         if not data.strip():
             log.info("ignoring empty config file", path=path, reason=reason)
             return False
-        result = parse_config_bytes(data, path)
-        if result.sha256 == self._result.sha256:
+        if hashlib.sha256(data).hexdigest() == self._result.sha256:
             log.debug("config file content unchanged (hash match), skipping reload", path=path, reason=reason)
             return False
+        # Parsing a large file takes a while (ruamel round-trip): off the event loop, so requests keep flowing.
+        result = await asyncio.to_thread(parse_config_bytes, data, path)
         return await self._apply(result, reason)
 
     async def _apply(self, result: LoadResult, reason: str) -> bool:
