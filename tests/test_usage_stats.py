@@ -266,6 +266,25 @@ async def test_import_and_export_endpoints(fake_openai: Any, proxyd_factory: Any
     assert status == 200 and exported["version"] == 1 and exported["usage"]["total_requests"] == 2
 
 
+async def test_import_read_whole_when_the_body_arrives_in_pieces(fake_openai: Any, proxyd_factory: Any) -> None:
+    """A chunked upload arriving slowly is read to its end (reading with content.read(n) saw only the first part)."""
+    server = await proxyd_factory(usage_config(fake_openai, enabled=False))
+    other = UsageStats()
+    for i in range(50):
+        other.record(record(time.time() - i, latency=0))
+    payload = json.dumps(other.export()).encode()
+
+    async def pieces() -> Any:
+        for start in range(0, len(payload), 1024):
+            yield payload[start:start + 1024]
+            await asyncio.sleep(0.01)
+
+    async with aiohttp.ClientSession() as s, s.post(f"{server.url}{MGMT}/usage/import", data=pieces(),
+                                                    headers={"Authorization": f"Bearer {KEY}"}) as r:
+        assert r.status == 200
+        assert (await r.json())["added"] == 50
+
+
 # --------------------------------------------------------------------------------- persistence
 
 

@@ -10,21 +10,31 @@ from aiohttp import web
 from proxyd.http.errors import ProxyError
 
 
-async def read_body(request: web.Request, limit: int) -> bytes:
-    """Read the whole body, refusing with 413 once it exceeds `limit` bytes."""
+async def read_limited(request: web.Request, limit: int) -> bytes | None:
+    """The whole body, or None as soon as it (or its declared length) exceeds `limit` bytes.
+
+    `request.content.read(n)` alone is not enough: it returns only what has arrived so far.
+    """
     declared = request.content_length
     if declared is not None and declared > limit:
-        raise ProxyError(413, f"request body exceeds the limit of {limit} bytes", type="invalid_request_error",
-                         code="request_too_large")
+        return None
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.content.iter_chunked(65536):
         size += len(chunk)
         if size > limit:
-            raise ProxyError(413, f"request body exceeds the limit of {limit} bytes",
-                             type="invalid_request_error", code="request_too_large")
+            return None
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+async def read_body(request: web.Request, limit: int) -> bytes:
+    """Read the whole body, refusing with 413 once it exceeds `limit` bytes."""
+    body = await read_limited(request, limit)
+    if body is None:
+        raise ProxyError(413, f"request body exceeds the limit of {limit} bytes", type="invalid_request_error",
+                         code="request_too_large")
+    return body
 
 
 def parse_json_object(raw: bytes) -> dict[str, Any]:

@@ -15,6 +15,7 @@ import structlog
 from aiohttp import web
 
 from proxyd.config.load import parse_config_text
+from proxyd.http.body import read_limited
 from proxyd.keys import CONFIG_STORE
 from proxyd.management import api_call, auth_files, credentials, lists, settings
 from proxyd.management import logs as logs_api
@@ -91,28 +92,15 @@ async def get_config_yaml(request: web.Request) -> web.StreamResponse:
                         headers={"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"})
 
 
-class _TooLarge(Exception):
-    pass
-
-
-async def _read_body(request: web.Request, limit: int) -> bytes:
-    buf = bytearray()
-    async for chunk in request.content.iter_chunked(64 * 1024):
-        buf += chunk
-        if len(buf) > limit:
-            raise _TooLarge
-    return bytes(buf)
-
-
 async def put_config_yaml(request: web.Request) -> web.StreamResponse:
     """``PUT /config.yaml``: validate the body with the config loader, write it verbatim, reload."""
     store = request.app[CONFIG_STORE]
     try:
-        data = await _read_body(request, MAX_CONFIG_BYTES)
-    except _TooLarge:
-        return _error(413, "invalid_yaml", f"config larger than {MAX_CONFIG_BYTES // (1024 * 1024)} MiB")
+        data = await read_limited(request, MAX_CONFIG_BYTES)
     except Exception:
         return _error(400, "invalid_yaml", "cannot read request body")
+    if data is None:
+        return _error(413, "invalid_yaml", f"config larger than {MAX_CONFIG_BYTES // (1024 * 1024)} MiB")
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:

@@ -6,6 +6,7 @@ import json
 
 from aiohttp import web
 
+from proxyd.http.body import read_limited
 from proxyd.usage.service import USAGE
 from proxyd.usage.stats import UnsupportedVersion
 
@@ -35,10 +36,8 @@ async def export_usage(request: web.Request) -> web.StreamResponse:
 async def import_usage(request: web.Request) -> web.StreamResponse:
     """``POST /usage/import``: merge an export's details (de-duplicated); works with statistics disabled."""
     service = request.app[USAGE]
-    if request.content_length is not None and request.content_length > MAX_IMPORT_BYTES:
-        return _error(413, "payload too large")
-    raw = await request.content.read(MAX_IMPORT_BYTES + 1)
-    if len(raw) > MAX_IMPORT_BYTES:
+    raw = await read_limited(request, MAX_IMPORT_BYTES)
+    if raw is None:
         return _error(413, "payload too large")
     try:
         document = json.loads(raw)
