@@ -106,13 +106,13 @@ class DispatchStage:
         model = exchange.route_model
         limit = config.max_retry_credentials
         tried: set[str] = set()
-        soonest: float | None = None
+        cooling: list[float] = []  # when each credential skipped or just cooled down recovers
         for candidate in exchange.candidates:
             credential = candidate.route.credential
             if candidate.credential_id not in tried:  # later pool members of a tried credential still run
                 until = manager.blocked_until(credential, model)
                 if until is not None:
-                    soonest = until if soonest is None else min(soonest, until)
+                    cooling.append(until)
                     continue
                 if limit > 0 and len(tried) >= limit:
                     break
@@ -129,7 +129,7 @@ class DispatchStage:
                     return False
                 until = manager.blocked_until(credential, model)
                 if until is not None:
-                    soonest = until if soonest is None else min(soonest, until)
+                    cooling.append(until)
                 continue
             except BaseException:
                 manager.release(credential)
@@ -138,10 +138,11 @@ class DispatchStage:
             if not exchange.count:
                 manager.mark_success(credential, model)
             exchange.chosen = candidate
-            exchange.attempts.append(Attempt(candidate.credential_id, candidate.upstream_model, 200))
+            exchange.attempts.append(Attempt(candidate.credential_id, candidate.upstream_model,
+                                             candidate.provider.protocol, 200))
             return True
-        if soonest is not None:
-            raise _Cooling(soonest)
+        if cooling:
+            raise _Cooling(min(cooling))
         return False
 
     def _record_failure(self, exchange: Exchange, candidate: Candidate, error: UpstreamError) -> None:
@@ -149,7 +150,8 @@ class DispatchStage:
         exchange.last_error = error
         exchange.capture.upstream_error(error.status, error.body)
         exchange.attempts.append(
-            Attempt(candidate.credential_id, candidate.upstream_model, error.status, error.text[:200])
+            Attempt(candidate.credential_id, candidate.upstream_model, candidate.provider.protocol, error.status,
+                    error.text[:200])
         )
         cooldown = 0.0
         if not exchange.count:  # count failures do not cool credentials down (routing.md §4.2)

@@ -58,10 +58,11 @@ class Candidate:
 
 @attrs.define(eq=False)
 class Attempt:
-    """What one dispatch attempt did (for logs and, later, credential state)."""
+    """What one dispatch attempt did: which credential, upstream model and protocol, and how it ended."""
 
     credential_id: str
     upstream_model: str
+    protocol: WireProtocol
     status: int
     error: str = ""
 
@@ -109,13 +110,7 @@ class Exchange:
 
     def failed_protocol(self) -> WireProtocol | None:
         """The protocol of the upstream that produced the last failed attempt."""
-        if not self.attempts:
-            return None
-        last = self.attempts[-1].credential_id
-        for candidate in self.candidates:
-            if candidate.credential_id == last:
-                return candidate.provider.protocol
-        return None
+        return self.attempts[-1].protocol if self.attempts else None
 
     async def raw_body(self) -> bytes:
         if self._raw_body is None:
