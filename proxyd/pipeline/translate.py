@@ -14,7 +14,7 @@ from proxyd.pipeline.exchange import Exchange
 from proxyd.protocols import gemini, openai_completions
 from proxyd.protocols.base import WireProtocol
 from proxyd.protocols.canonical import Request
-from proxyd.protocols.codec import CodecError
+from proxyd.protocols.codec import AnswerContext, CodecError
 from proxyd.protocols.registry import codec_for
 from proxyd.protocols.rewrite import CanonicalRewriter, CompletionsFromChat, ResponseRewriter, SSEPassthrough
 
@@ -79,7 +79,8 @@ class Translation:
         upstream_codec, client_codec = codec_for(upstream), codec_for(self.client)
         if upstream_codec is None or client_codec is None:
             raise self._unsupported(upstream)
-        return CanonicalRewriter(upstream_codec, client_codec, self.client_model)
+        context = AnswerContext(source=upstream, request=self.canonical(), client_body=self.body)
+        return CanonicalRewriter(upstream_codec, client_codec, self.client_model, context)
 
     def _unsupported(self, upstream: WireProtocol) -> ProxyError:
         return ProxyError(501, f"translation between {self.client} and {upstream} is not available",

@@ -72,7 +72,7 @@ from proxyd.protocols.canonical import (
     Usage,
     UsageUpdate,
 )
-from proxyd.protocols.codec import CodecError
+from proxyd.protocols.codec import NO_CONTEXT, AnswerContext, CodecError
 from proxyd.protocols.common import arguments_to_object, object_to_arguments, parse_data_url
 from proxyd.protocols.ids import new_id, now
 from proxyd.protocols.sse import SSEEvent, frame
@@ -764,7 +764,8 @@ class ClaudeStreamEncoder:
     message_stop). Blocks never overlap: content arriving behind an unfinished tool call is buffered and
     flushed, in arrival order, when the blocks before it close."""
 
-    def __init__(self, *, model: str) -> None:
+    def __init__(self, *, model: str, context: AnswerContext = NO_CONTEXT) -> None:
+        self.context = context
         self.model = model
         self.id = ""
         self._started = False
@@ -1162,7 +1163,9 @@ class ClaudeCodec:
             metadata=metadata,
         )
 
-    def encode_response(self, response: Response, *, model: str) -> dict[str, Any]:
+    def encode_response(
+        self, response: Response, *, model: str, context: AnswerContext = NO_CONTEXT
+    ) -> dict[str, Any]:
         """A Response → an Anthropic message object for a client that asked for `model`."""
         content: list[dict[str, Any]] = []
         has_tools = False
@@ -1197,8 +1200,8 @@ class ClaudeCodec:
             "usage": usage_to_claude(response.usage),
         }
 
-    def stream_encoder(self, *, model: str) -> ClaudeStreamEncoder:
-        return ClaudeStreamEncoder(model=model)
+    def stream_encoder(self, *, model: str, context: AnswerContext = NO_CONTEXT) -> ClaudeStreamEncoder:
+        return ClaudeStreamEncoder(model=model, context=context)
 
     # -- upstream side
 

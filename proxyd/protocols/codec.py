@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Protocol
+
+import attrs
 
 from proxyd.protocols.base import WireProtocol
 from proxyd.protocols.canonical import Request, Response, StreamEvent
@@ -16,6 +19,23 @@ class CodecError(ValueError):
         super().__init__(f"{field}: {message}" if field else message)
         self.field = field
         self.message = message
+
+
+@attrs.frozen
+class AnswerContext:
+    """What a client-side encoder may know about the exchange besides the answer itself.
+
+    `source` is the upstream's protocol (the reference's answer shapes differ per upstream/client pair),
+    `request` the canonical client request and `client_body` the client's raw JSON body (echo fields such as the
+    Responses API's `instructions`, `tools`, `max_output_tokens`). All optional: encoders must work without them.
+    """
+
+    source: WireProtocol | None = None
+    request: Request | None = None
+    client_body: Mapping[str, Any] | None = None
+
+
+NO_CONTEXT = AnswerContext()
 
 
 class StreamDecoder(Protocol):
@@ -55,11 +75,13 @@ class Codec(Protocol):
         """A client body → canonical Request. Raises CodecError for malformed input."""
         ...
 
-    def encode_response(self, response: Response, *, model: str) -> dict[str, Any]:
+    def encode_response(
+        self, response: Response, *, model: str, context: AnswerContext = NO_CONTEXT
+    ) -> dict[str, Any]:
         """A canonical Response → the client's non-streaming JSON; `model` is the id the client asked for."""
         ...
 
-    def stream_encoder(self, *, model: str) -> StreamEncoder: ...
+    def stream_encoder(self, *, model: str, context: AnswerContext = NO_CONTEXT) -> StreamEncoder: ...
 
     def encode_request(self, request: Request, *, model: str) -> dict[str, Any]:
         """A canonical Request → this protocol's upstream body for upstream model `model`."""

@@ -68,7 +68,7 @@ from proxyd.protocols.canonical import (
     Usage,
     UsageUpdate,
 )
-from proxyd.protocols.codec import CodecError
+from proxyd.protocols.codec import NO_CONTEXT, AnswerContext, CodecError
 from proxyd.protocols.common import arguments_to_object, object_to_arguments, parse_data_url
 from proxyd.protocols.gemini_schema import clean_schema_for_gemini, openapi_to_json_schema
 from proxyd.protocols.ids import new_id, now
@@ -583,7 +583,9 @@ class GeminiCodec:
 
     # ---------------------------------------------------------------------------------- client: response
 
-    def encode_response(self, response: Response, *, model: str) -> dict[str, Any]:
+    def encode_response(
+        self, response: Response, *, model: str, context: AnswerContext = NO_CONTEXT
+    ) -> dict[str, Any]:
         encoder = _PartEncoder()
         parts = [p for p in (encoder.encode(part) for part in response.content) if p is not None]
         if encoder.pending:
@@ -601,8 +603,8 @@ class GeminiCodec:
         out["responseId"] = response.id or new_id("resp_")
         return out
 
-    def stream_encoder(self, *, model: str) -> GeminiStreamEncoder:
-        return GeminiStreamEncoder(model=model)
+    def stream_encoder(self, *, model: str, context: AnswerContext = NO_CONTEXT) -> GeminiStreamEncoder:
+        return GeminiStreamEncoder(model=model, context=context)
 
     # ---------------------------------------------------------------------------------- upstream: request
 
@@ -1113,7 +1115,8 @@ class GeminiStreamEncoder:
     """Canonical events → Gemini SSE: one `data: <GenerateContentResponse>` chunk per new part; whole function
     calls at their end; the last chunk carries finishReason and usageMetadata; no terminator."""
 
-    def __init__(self, *, model: str) -> None:
+    def __init__(self, *, model: str, context: AnswerContext = NO_CONTEXT) -> None:
+        self.context = context
         self.model = model
         self.response_id = ""
         self.any_event = False

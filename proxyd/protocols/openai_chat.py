@@ -58,7 +58,7 @@ from proxyd.protocols.canonical import (
     Usage,
     UsageUpdate,
 )
-from proxyd.protocols.codec import CodecError
+from proxyd.protocols.codec import NO_CONTEXT, AnswerContext, CodecError
 from proxyd.protocols.common import parse_data_url, to_data_url
 from proxyd.protocols.ids import new_id, now
 from proxyd.protocols.sse import SSEEvent, frame
@@ -1132,7 +1132,8 @@ class ChatStreamEncoder:
     expose the chunk objects before framing (the legacy completions encoder maps them).
     """
 
-    def __init__(self, *, model: str) -> None:
+    def __init__(self, *, model: str, context: AnswerContext = NO_CONTEXT) -> None:
+        self.context = context
         self.model = model
         self.id = new_id(CHAT_ID_PREFIX)
         self.created = 0
@@ -1276,11 +1277,13 @@ class OpenAIChatCodec:
             metadata=dict(metadata or {}),
         )
 
-    def encode_response(self, response: Response, *, model: str) -> dict[str, Any]:
+    def encode_response(
+        self, response: Response, *, model: str, context: AnswerContext = NO_CONTEXT
+    ) -> dict[str, Any]:
         return encode_chat_response(response, model)
 
-    def stream_encoder(self, *, model: str) -> ChatStreamEncoder:
-        return ChatStreamEncoder(model=model)
+    def stream_encoder(self, *, model: str, context: AnswerContext = NO_CONTEXT) -> ChatStreamEncoder:
+        return ChatStreamEncoder(model=model, context=context)
 
     def encode_request(self, request: Request, *, model: str) -> dict[str, Any]:
         return encode_chat_request(request, model)

@@ -15,7 +15,7 @@ from typing import Any
 
 from proxyd.protocols.base import WireProtocol
 from proxyd.protocols.canonical import Request, Response
-from proxyd.protocols.codec import CodecError, StreamDecoder
+from proxyd.protocols.codec import NO_CONTEXT, AnswerContext, CodecError, StreamDecoder
 from proxyd.protocols.openai_chat import ChatStreamEncoder, OpenAIChatCodec, encode_chat_response
 from proxyd.protocols.openai_completions import (
     chat_chunk_to_completion,
@@ -65,11 +65,13 @@ class OpenAICompletionsCodec:
             raise CodecError("", "request body must be a JSON object")
         return self._chat.decode_request(completions_request_to_chat(body), model=model, stream=stream)
 
-    def encode_response(self, response: Response, *, model: str) -> dict[str, Any]:
+    def encode_response(
+        self, response: Response, *, model: str, context: AnswerContext = NO_CONTEXT
+    ) -> dict[str, Any]:
         return _legacy_choices(chat_response_to_completion(encode_chat_response(response, model)))
 
-    def stream_encoder(self, *, model: str) -> CompletionsStreamEncoder:
-        return CompletionsStreamEncoder(model=model)
+    def stream_encoder(self, *, model: str, context: AnswerContext = NO_CONTEXT) -> CompletionsStreamEncoder:
+        return CompletionsStreamEncoder(model=model, context=context)
 
     def encode_request(self, request: Request, *, model: str) -> dict[str, Any]:
         raise NotImplementedError("no upstream speaks legacy completions")

@@ -69,7 +69,7 @@ from proxyd.protocols.canonical import (
     Usage,
     UsageUpdate,
 )
-from proxyd.protocols.codec import CodecError
+from proxyd.protocols.codec import NO_CONTEXT, AnswerContext, CodecError
 from proxyd.protocols.common import parse_data_url, to_data_url
 from proxyd.protocols.ids import new_id, now
 from proxyd.protocols.sse import SSEEvent, frame
@@ -823,7 +823,8 @@ class ResponsesStreamEncoder:
     Items never interleave: a tool call that starts while another is streaming is buffered and emitted whole
     when the current one ends (or at finish)."""
 
-    def __init__(self, *, model: str) -> None:
+    def __init__(self, *, model: str, context: AnswerContext = NO_CONTEXT) -> None:
+        self.context = context
         self._model = model
         self._seq = 1
         self._wrote = False
@@ -1368,7 +1369,9 @@ class OpenAIResponsesCodec:
             metadata=metadata,
         )
 
-    def encode_response(self, response: Response, *, model: str) -> dict[str, Any]:
+    def encode_response(
+        self, response: Response, *, model: str, context: AnswerContext = NO_CONTEXT
+    ) -> dict[str, Any]:
         response_id = _response_id(response.id)
         # Item ids as the reference's non-stream translators make them: from the upstream id as given (Gemini's
         # bare responseId, not the resp_ form), messages and reasoning items numbered separately; reasoning
@@ -1415,8 +1418,8 @@ class OpenAIResponsesCodec:
                                 status=status, output=output, usage=_usage_json(response.usage),
                                 incomplete=incomplete, error=error)
 
-    def stream_encoder(self, *, model: str) -> ResponsesStreamEncoder:
-        return ResponsesStreamEncoder(model=model)
+    def stream_encoder(self, *, model: str, context: AnswerContext = NO_CONTEXT) -> ResponsesStreamEncoder:
+        return ResponsesStreamEncoder(model=model, context=context)
 
     # ------------------------------------------------------------------ upstream side
     def encode_request(self, request: Request, *, model: str) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from proxyd.protocols import openai_completions
 from proxyd.protocols.aggregate import StreamAggregator
 from proxyd.protocols.base import WireProtocol
 from proxyd.protocols.canonical import StreamEvent, Usage, UsageUpdate
-from proxyd.protocols.codec import Codec
+from proxyd.protocols.codec import AnswerContext, Codec
 from proxyd.protocols.sse import SSEEvent, frame
 from proxyd.protocols.usage import UsageTap, merge, usage_in
 
@@ -164,12 +164,14 @@ class CompletionsFromChat:
 class CanonicalRewriter:
     """Different protocols: upstream codec → canonical → client codec, incrementally for streams."""
 
-    def __init__(self, upstream: Codec, client: Codec, client_model: str) -> None:
+    def __init__(self, upstream: Codec, client: Codec, client_model: str,
+                 context: AnswerContext | None = None) -> None:
         self._upstream = upstream
         self._client = client
         self._model = client_model
+        self._context = context or AnswerContext(source=upstream.protocol)
         self._decoder = upstream.stream_decoder()
-        self._encoder = client.stream_encoder(model=client_model)
+        self._encoder = client.stream_encoder(model=client_model, context=self._context)
         self.usage: Usage | None = None
 
     def _seen(self, events: list[StreamEvent]) -> list[StreamEvent]:
@@ -184,7 +186,8 @@ class CanonicalRewriter:
             raise ValueError("upstream body is not a JSON object")
         response = self._upstream.decode_response(data)
         self.usage = response.usage
-        return json.dumps(self._client.encode_response(response, model=self._model), ensure_ascii=False).encode()
+        return json.dumps(self._client.encode_response(response, model=self._model, context=self._context),
+                          ensure_ascii=False).encode()
 
     def stream_body(self, events: Iterable[SSEEvent]) -> bytes:
         aggregator = StreamAggregator()
@@ -197,7 +200,7 @@ class CanonicalRewriter:
             raise UpstreamError(aggregator.error.status or 502, aggregator.error.message.encode())
         if aggregator.finish is None and self._upstream.protocol is WireProtocol.OPENAI_RESPONSES:
             raise UpstreamError(408, b"stream error: stream disconnected before completion")
-        encoded = self._client.encode_response(aggregator.response(), model=self._model)
+        encoded = self._client.encode_response(aggregator.response(), model=self._model, context=self._context)
         return json.dumps(encoded, ensure_ascii=False).encode()
 
     def event(self, event: SSEEvent) -> bytes:
