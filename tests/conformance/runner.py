@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import json
 import logging
 import socket
@@ -13,7 +14,7 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import aiohttp
 from ruamel.yaml import YAML
@@ -194,9 +195,22 @@ async def run_many(
     ``jobs`` scenarios at once, at the price of a credential order that depends on the ports drawn.
     """
     baseline_text = await asyncio.to_thread(baseline.read_text, encoding="utf-8")
-    with quiet_logs():
-        return await _run_many(scenarios, skiplist=skiplist, baseline_text=baseline_text, jobs=jobs,
-                               strict=strict, mock_port=mock_port)
+    lock = await asyncio.to_thread(_port_lock, mock_port) if mock_port else None
+    try:
+        with quiet_logs():
+            return await _run_many(scenarios, skiplist=skiplist, baseline_text=baseline_text, jobs=jobs,
+                                   strict=strict, mock_port=mock_port)
+    finally:
+        if lock is not None:
+            lock.close()
+
+
+def _port_lock(port: int) -> IO[bytes]:
+    """Serialise runs that want the recorder's fixed port on this machine (concurrent runs would otherwise fall
+    back to a free port and so to another credential order): an exclusive flock, waited for, held for the run."""
+    handle = open(Path(tempfile.gettempdir()) / f"proxyd-conformance-{port}.lock", "ab")  # noqa: SIM115
+    fcntl.flock(handle, fcntl.LOCK_EX)
+    return handle
 
 
 async def _run_many(scenarios: Sequence[dict[str, Any]], *, skiplist: SkipList, baseline_text: str, jobs: int,
