@@ -14,11 +14,8 @@ from aiohttp import web
 from proxyd import __version__
 from proxyd.config import ConfigChange, ConfigStore
 from proxyd.credentials.authdir import AuthDir
-from proxyd.http.access_log import setup_access_log
 from proxyd.http.cors import setup_cors
-from proxyd.http.error_handling import setup_error_handling
-from proxyd.http.request_id import setup_request_id
-from proxyd.http.request_metrics import setup_request_metrics
+from proxyd.http.edge import setup_edge
 from proxyd.keys import CLIENT_SESSION, CONFIG_STORE, PIPELINE, RUNTIME
 from proxyd.log import set_debug
 from proxyd.logs.service import logs_ctx
@@ -95,10 +92,7 @@ def create_app(config: Path | ConfigStore, *, watch: bool = True) -> web.Applica
     store.subscribe(holder.on_config_change)
     store.subscribe(_on_config_change)
 
-    setup_request_id(app)
-    setup_access_log(app)
-    setup_request_metrics(app)
-    setup_error_handling(app)
+    setup_edge(app)  # request id, access line, metrics, error envelopes, CORS preflight: one middleware
 
     add_root_routes(app)
     add_health_routes(app)

@@ -9,12 +9,15 @@ object also carries ``PRIORITY`` plus the request fields first (``request_id``, 
 
 from __future__ import annotations
 
-import json
+import contextlib
 import logging
 import os
 import sys
+import time
+from collections.abc import Callable
 from typing import Any, Literal
 
+import orjson
 import structlog
 
 LogFormat = Literal["auto", "json", "console", "journal"]
@@ -83,7 +86,107 @@ class JournalRenderer:
             if key in event:
                 ordered[key] = event.pop(key)
         ordered.update(event)
-        return f"<{priority}>" + json.dumps(ordered, default=str, ensure_ascii=False)
+        return f"<{priority}>" + orjson.dumps(ordered, default=_json_default, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
+class ProxydLogger(structlog.BoundLoggerBase):
+    """proxyd's bound logger: the level test is one comparison, and events never become stdlib LogRecords.
+
+    Events run the shared processors, then :func:`_emit` hands them to the registered event sinks (the log
+    ring, ``main.log``) and writes the rendered line to the stream: no ``logging.LogRecord``, no formatter
+    objects, one ``write`` per line. Libraries' stdlib log records still reach the root logger's handlers.
+    """
+
+    def debug(self, event: str | None = None, **kw: Any) -> Any:
+        if _STATE.level > logging.DEBUG:
+            return None
+        return self._proxy_to_logger("debug", event, **kw)
+
+    def info(self, event: str | None = None, **kw: Any) -> Any:
+        if _STATE.level > logging.INFO:
+            return None
+        return self._proxy_to_logger("info", event, **kw)
+
+    def warning(self, event: str | None = None, **kw: Any) -> Any:
+        return self._proxy_to_logger("warning", event, **kw)
+
+    warn = warning
+
+    def error(self, event: str | None = None, **kw: Any) -> Any:
+        return self._proxy_to_logger("error", event, **kw)
+
+    def exception(self, event: str | None = None, **kw: Any) -> Any:
+        kw.setdefault("exc_info", True)
+        return self._proxy_to_logger("error", event, **kw)
+
+    def critical(self, event: str | None = None, **kw: Any) -> Any:
+        return self._proxy_to_logger("critical", event, **kw)
+
+    fatal = critical
+
+
+EventSink = Callable[[float, str, dict[str, Any], str, int], None]
+
+
+class _LogState:
+    """What :func:`setup_logging` chose: level, output stream, renderer, and the event sinks."""
+
+    def __init__(self) -> None:
+        self.level = logging.INFO
+        self.stream: Any = None
+        self.renderer: Any = None
+        self.sinks: list[EventSink] = []
+
+
+_STATE = _LogState()
+_INTERNAL = ("structlog", __name__)
+
+
+def add_event_sink(sink: EventSink) -> None:
+    """Also hand every structlog event to ``sink(created, level, event, filename, lineno)`` (the log ring)."""
+    if sink not in _STATE.sinks:
+        _STATE.sinks.append(sink)
+
+
+def remove_event_sink(sink: EventSink) -> None:
+    with contextlib.suppress(ValueError):
+        _STATE.sinks.remove(sink)
+
+
+def _callsite() -> tuple[str, int]:
+    frame = sys._getframe(2)
+    while frame is not None and frame.f_globals.get("__name__", "").startswith(_INTERNAL):
+        frame = frame.f_back  # type: ignore[assignment]
+    if frame is None:
+        return "?", 0
+    return os.path.basename(frame.f_code.co_filename), frame.f_lineno
+
+
+def _emit(_logger: Any, method_name: str, event: dict[str, Any]) -> Any:
+    """The last processor: sinks first (they copy what they keep), then one rendered line on the stream."""
+    if _STATE.sinks:
+        created = time.time()
+        filename, lineno = _callsite()
+        for sink in _STATE.sinks:
+            with contextlib.suppress(Exception):  # a broken sink must not break logging
+                sink(created, method_name, event, filename, lineno)
+    stream = _STATE.stream
+    if stream is not None:
+        line = _STATE.renderer(_logger, method_name, event)
+        try:
+            stream.write(line + "\n")
+            stream.flush()
+        except (OSError, ValueError):  # closed or broken stdout: nothing sensible to do
+            pass
+    raise structlog.DropEvent
+
+
+def _json_default(value: Any) -> Any:
+    return str(value)
+
+
+def _json_renderer(_logger: Any, _name: str, event: dict[str, Any]) -> str:
+    return orjson.dumps(event, default=_json_default, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
 def setup_logging(*, debug: bool = False, fmt: LogFormat = "auto", stream: Any = None) -> LogFormat:
@@ -95,22 +198,24 @@ def setup_logging(*, debug: bool = False, fmt: LogFormat = "auto", stream: Any =
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         _scrub_secrets,
+        structlog.processors.format_exc_info,
     ]
     renderer: Any
     if fmt == "json":
-        renderer = structlog.processors.JSONRenderer()
-        shared.append(structlog.processors.format_exc_info)
+        renderer = _json_renderer
     elif fmt == "journal":
         renderer = JournalRenderer()
-        shared.append(structlog.processors.format_exc_info)
     else:
         renderer = structlog.dev.ConsoleRenderer(colors=stream.isatty())
+    _STATE.stream = stream
+    _STATE.renderer = renderer
     structlog.configure(
-        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
-        logger_factory=structlog.stdlib.LoggerFactory(),
-        wrapper_class=structlog.stdlib.BoundLogger,
+        processors=[*shared, _emit],
+        logger_factory=structlog.ReturnLoggerFactory(),
+        wrapper_class=ProxydLogger,
         cache_logger_on_first_use=True,
     )
+    # Libraries' stdlib records (aiohttp, asyncio) take the classic path through the root logger's handlers.
     handler = logging.StreamHandler(stream)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
@@ -128,4 +233,5 @@ def setup_logging(*, debug: bool = False, fmt: LogFormat = "auto", stream: Any =
 
 def set_debug(debug: bool) -> None:
     """Switch the log level at run time (the `debug` config key is hot)."""
-    logging.getLogger().setLevel(logging.DEBUG if debug else logging.INFO)
+    _STATE.level = logging.DEBUG if debug else logging.INFO
+    logging.getLogger().setLevel(_STATE.level)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import orjson
 from aiohttp import web
 
 from proxyd.http.errors import ProxyError
@@ -16,8 +17,11 @@ async def read_limited(request: web.Request, limit: int) -> bytes | None:
     `request.content.read(n)` alone is not enough: it returns only what has arrived so far.
     """
     declared = request.content_length
-    if declared is not None and declared > limit:
-        return None
+    if declared is not None:
+        if declared > limit:
+            return None
+        if not request.headers.get("Content-Encoding"):
+            return await request.read()  # the length is known and fits: aiohttp reads exactly that much
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.content.iter_chunked(65536):
@@ -42,12 +46,20 @@ def parse_json_object(raw: bytes) -> dict[str, Any]:
     if not raw.strip():
         raise ProxyError(400, "request body is empty; a JSON object is required", type="invalid_request_error")
     try:
-        data = json.loads(raw)
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        data = _slow_parse(raw)
+    if not isinstance(data, dict):
+        raise ProxyError(400, "request body must be a JSON object", type="invalid_request_error")
+    return data
+
+
+def _slow_parse(raw: bytes) -> Any:
+    """The stdlib parser: it accepts what orjson refuses (NaN, huge integers) and words errors precisely."""
+    try:
+        return json.loads(raw)
     except UnicodeDecodeError:
         raise ProxyError(400, "request body is not UTF-8 JSON", type="invalid_request_error") from None
     except json.JSONDecodeError as exc:
         raise ProxyError(400, f"request body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}",
                          type="invalid_request_error") from None
-    if not isinstance(data, dict):
-        raise ProxyError(400, "request body must be a JSON object", type="invalid_request_error")
-    return data

@@ -12,8 +12,6 @@ from typing import Any
 import aiohttp_cors
 from aiohttp import hdrs, web
 
-from proxyd.http.types import Handler
-
 ALLOW_METHODS = "GET, POST, PUT, PATCH, DELETE, OPTIONS"
 EXPOSE_HEADERS = "X-Request-Id, Retry-After, Location, OpenAI-Request-Id, X-CPA-VERSION, X-CPA-COMMIT, X-CPA-BUILD-DATE"
 CORS_HEADERS: dict[str, str] = {
@@ -24,41 +22,42 @@ CORS_HEADERS: dict[str, str] = {
 }
 
 CORS_KEY = web.AppKey("proxyd.cors", aiohttp_cors.CorsConfig)
+_CORS_HOOK = web.AppKey("proxyd.cors.hook", Any)
 
 
-@web.middleware
-async def preflight_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    if request.method == "OPTIONS":
-        return web.Response(status=204, headers=CORS_HEADERS)
-    return await handler(request)
+def preflight() -> web.Response:
+    """Every OPTIONS request (routed or not, with or without `Origin`): an empty 204, before auth."""
+    return web.Response(status=204, headers=CORS_HEADERS)
 
 
-async def _add_cors_headers(request: web.Request, response: web.StreamResponse) -> None:
+async def stamp(request: web.Request, response: web.StreamResponse) -> None:
+    """The reference's permissive headers on a response about to be sent: aiohttp-cors's own hook first, for
+    browser requests (an `Origin` header; it refuses to run once the headers are there), then the defaults."""
+    if hdrs.ORIGIN in request.headers:
+        hook = request.app.get(_CORS_HOOK)
+        if hook is not None:
+            await hook(request, response)
+    headers = response.headers
     for name, value in CORS_HEADERS.items():
-        if name not in response.headers:
-            response.headers[name] = value
+        if name not in headers:
+            headers[name] = value
 
 
-def _only_with_origin(app: web.Application) -> None:
-    """Call aiohttp-cors's response hook only for requests with an `Origin` header (it does nothing for others,
-    but only after two router look-ups): a saving on every API call, which never sends `Origin`."""
+def _take_cors_hook(app: web.Application) -> None:
+    """Move aiohttp-cors's response hook out of `on_response_prepare` into the app: :func:`stamp` calls it only
+    for requests with an `Origin` header (it does nothing for others, but only after two router look-ups)."""
     hooks = app.on_response_prepare
     for index, hook in enumerate(hooks):
         owner = getattr(hook, "__self__", None)
-        if owner is None or type(owner).__module__ != "aiohttp_cors.cors_config":
-            continue
-
-        async def with_origin(request: web.Request, response: web.StreamResponse, _hook: Any = hook) -> None:
-            if hdrs.ORIGIN in request.headers:
-                await _hook(request, response)
-
-        hooks[index] = with_origin
+        if owner is not None and type(owner).__module__ == "aiohttp_cors.cors_config":
+            app[_CORS_HOOK] = hook
+            del hooks[index]
+            return
 
 
 def setup_cors(app: web.Application) -> None:
-    """Install the preflight middleware, the header stamp and aiohttp-cors on every route added so far."""
-    # Appended last: the request id and the access log still see the preflight; auth (a pipeline stage) never does.
-    app.middlewares.append(preflight_middleware)
+    """Install aiohttp-cors on every route added so far (the edge middleware answers preflights and stamps the
+    headers; see proxyd/http/edge.py)."""
     cors = aiohttp_cors.setup(
         app,
         defaults={
@@ -74,6 +73,4 @@ def setup_cors(app: web.Application) -> None:
         if route.method != "OPTIONS":
             cors.add(route)
     app[CORS_KEY] = cors
-    _only_with_origin(app)
-    # After aiohttp-cors's own hook: it refuses to run when the headers are already there.
-    app.on_response_prepare.append(_add_cors_headers)
+    _take_cors_hook(app)

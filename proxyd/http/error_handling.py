@@ -8,28 +8,24 @@ import structlog
 from aiohttp import web
 
 from proxyd.http.errors import ProxyError, family_for_path
-from proxyd.http.types import Handler
 
 log = structlog.get_logger(__name__)
 
 
-@web.middleware
-async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    try:
-        return await handler(request)
-    except ProxyError as exc:
+async def answer_exception(request: web.Request, exc: BaseException) -> web.StreamResponse:
+    """The response for an exception a handler raised (the edge middleware re-raises what must propagate:
+    aiohttp's own HTTP exceptions other than 404/405, cancellation, a reset client connection)."""
+    if isinstance(exc, ProxyError):
         return exc.response(family_for_path(request.path))
-    except (web.HTTPNotFound, web.HTTPMethodNotAllowed):
+    if isinstance(exc, web.HTTPNotFound | web.HTTPMethodNotAllowed):
         return await _not_found(request)
-    except (web.HTTPException, asyncio.CancelledError):
-        raise
-    except ConnectionResetError:
-        # The client went away mid-response; nothing left to answer.
-        raise
-    except Exception:
-        log.exception("unhandled error", path=request.path)
-        error = ProxyError(500, "internal proxy error")
-        return error.response(family_for_path(request.path))
+    log.exception("unhandled error", path=request.path, exc_info=exc)
+    return ProxyError(500, "internal proxy error").response(family_for_path(request.path))
+
+
+def must_propagate(exc: BaseException) -> bool:
+    return isinstance(exc, asyncio.CancelledError | ConnectionResetError) or (
+        isinstance(exc, web.HTTPException) and not isinstance(exc, web.HTTPNotFound | web.HTTPMethodNotAllowed))
 
 
 NOT_FOUND_TEXT = "404 page not found"
@@ -46,7 +42,3 @@ async def _not_found(request: web.Request) -> web.StreamResponse:
             redirect = web.HTTPMovedPermanently if request.method == "GET" else web.HTTPTemporaryRedirect
             return web.Response(status=redirect.status_code, headers={"Location": location})
     return web.Response(status=404, text=NOT_FOUND_TEXT)
-
-
-def setup_error_handling(app: web.Application) -> None:
-    app.middlewares.append(error_middleware)

@@ -1,4 +1,7 @@
-"""Request ids: taken from a sane client `X-Request-Id` or generated, echoed back, bound to every log line."""
+"""Request ids: taken from a sane client `X-Request-Id` or generated, echoed back, bound to every log line.
+
+Used by the edge middleware (proxyd/http/edge.py).
+"""
 
 from __future__ import annotations
 
@@ -8,8 +11,6 @@ from typing import Any
 
 import structlog
 from aiohttp import web
-
-from proxyd.http.types import Handler
 
 HEADER = "X-Request-Id"
 REQUEST_ID: Any = (
@@ -28,31 +29,21 @@ def request_id_of(request: web.Request) -> str:
     return rid if isinstance(rid, str) else ""
 
 
-@web.middleware
-async def request_id_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+def assign(request: web.Request) -> str:
+    """Take the client's sane `X-Request-Id` or make one; bind it to the request and to every log line."""
     offered = request.headers.get(HEADER, "")
-    rid = offered if _SANE.match(offered) else new_request_id()
+    rid = offered if offered and _SANE.match(offered) else new_request_id()
     request[REQUEST_ID] = rid
     structlog.contextvars.bind_contextvars(request_id=rid)
-    try:
-        response = await handler(request)
-    except web.HTTPException as exc:
-        exc.headers[HEADER] = rid
-        raise
-    finally:
-        structlog.contextvars.unbind_contextvars("request_id")
-    if not response.prepared:
-        response.headers[HEADER] = rid
-    return response
+    return rid
 
 
-async def _stamp_prepared(request: web.Request, response: web.StreamResponse) -> None:
-    # Streaming handlers prepare the response themselves; stamp the id before headers go out.
+def release() -> None:
+    structlog.contextvars.unbind_contextvars("request_id")
+
+
+def stamp_prepared(request: web.Request, response: web.StreamResponse) -> None:
+    """Streaming handlers prepare the response themselves: stamp the id before headers go out."""
     rid = request.get(REQUEST_ID)
     if isinstance(rid, str) and HEADER not in response.headers:
         response.headers[HEADER] = rid
-
-
-def setup_request_id(app: web.Application) -> None:
-    app.middlewares.append(request_id_middleware)
-    app.on_response_prepare.append(_stamp_prepared)

@@ -8,16 +8,13 @@ prepared as ``text/event-stream`` or as a WebSocket until its handler returns.
 
 from __future__ import annotations
 
-import asyncio
-import time
 from typing import Any
 
 from aiohttp import web
 
 from proxyd import metrics
-from proxyd.http.types import Handler
 
-__all__ = ["route_label", "setup_request_metrics"]
+__all__ = ["CLIENT_CLOSED", "finish", "on_prepare", "route_label"]
 
 UNMATCHED = "unmatched"
 CLIENT_CLOSED = 499
@@ -32,35 +29,17 @@ def route_label(request: web.Request) -> str:
     return resource.canonical if resource is not None else UNMATCHED
 
 
-@web.middleware
-async def request_metrics_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    started = time.monotonic()
-    status = 500
-    try:
-        response = await handler(request)
-        status = response.status
-        return response
-    except web.HTTPException as exc:
-        status = exc.status
-        raise
-    except asyncio.CancelledError:
-        status = CLIENT_CLOSED
-        raise
-    finally:
-        if request.get(_STREAMING):
-            request[_STREAMING] = False
-            metrics.stream_finished()
-        metrics.record_request(route_label(request), status, time.monotonic() - started)
+def finish(request: web.Request, status: int, seconds: float) -> None:
+    """Count and time a finished request (the edge middleware calls this once per request)."""
+    if request.get(_STREAMING):
+        request[_STREAMING] = False
+        metrics.stream_finished()
+    metrics.record_request(route_label(request), status, seconds)
 
 
-async def _on_prepare(request: web.Request, response: web.StreamResponse) -> None:
+def on_prepare(request: web.Request, response: web.StreamResponse) -> None:
+    """A response counts as a stream from the moment it is prepared as SSE or a WebSocket."""
     streaming = isinstance(response, web.WebSocketResponse) or response.content_type == "text/event-stream"
     if streaming and not request.get(_STREAMING):
         request[_STREAMING] = True
         metrics.stream_started()
-
-
-def setup_request_metrics(app: web.Application) -> None:
-    """Install the middleware (place it near the outside, next to the access log) and the prepare hook."""
-    app.middlewares.append(request_metrics_middleware)
-    app.on_response_prepare.append(_on_prepare)

@@ -50,33 +50,50 @@ def _value(value: Any) -> str:
     return text if _BARE.match(text) else '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+def event_line(created: float, level: str, event: dict[str, Any], filename: str, lineno: int) -> str:
+    """The reference's line for a structlog event (see :class:`LineFormatter`)."""
+    message = str(event.get("event", ""))
+    fields = [(k, v) for k, v in event.items() if k not in _SKIP_FIELDS]
+    line = _line(created, level, event.get("request_id"), filename, lineno, message, fields)
+    exc_text = event.get("exception")
+    return line + "\n" + str(exc_text).rstrip("\n") if exc_text else line
+
+
+def _line(created: float, level: str, request_id: Any, filename: str, lineno: int, message: str,
+          fields: list[tuple[str, Any]]) -> str:
+    level = _LEVELS.get(level, level)
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(created))
+    rid = str(request_id) if request_id else _NO_REQUEST
+    line = f"[{stamp}] [{rid}] [{level:<5}] [{filename}:{lineno}] {message}"
+    if fields:
+        line += " " + " ".join(f"{key}={_value(value)}" for key, value in fields)
+    return line
+
+
 class LineFormatter(logging.Formatter):
     """``[YYYY-MM-DD HH:MM:SS] [<request id>] [<level:5>] [<file>:<line>] <message>[ key=value…]`` (local time)."""
 
     def format(self, record: logging.LogRecord) -> str:
         event = record.msg if isinstance(record.msg, dict) else None
         if event is not None:  # a structlog event wrapped for stdlib (proxyd.log)
-            message = str(event.get("event", ""))
-            fields = [(k, v) for k, v in event.items() if k not in _SKIP_FIELDS]
-            request_id = event.get("request_id")
-            exc_text = event.get("exception")
-        else:
-            message = record.getMessage()
-            fields = []
-            request_id = getattr(record, "request_id", None)
-            exc_text = None
-        level = record.levelname.lower()
-        level = _LEVELS.get(level, level)
-        stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(record.created))
-        rid = str(request_id) if request_id else _NO_REQUEST
-        line = f"[{stamp}] [{rid}] [{level:<5}] [{record.filename}:{record.lineno}] {message}"
-        if fields:
-            line += " " + " ".join(f"{key}={_value(value)}" for key, value in fields)
-        if record.exc_info and not exc_text:
-            exc_text = self.formatException(record.exc_info)
-        if exc_text:
-            line += "\n" + str(exc_text).rstrip("\n")
+            return event_line(record.created, record.levelname.lower(), event, record.filename, record.lineno)
+        line = _line(record.created, record.levelname.lower(), getattr(record, "request_id", None),
+                     record.filename, record.lineno, record.getMessage(), [])
+        if record.exc_info:
+            line += "\n" + self.formatException(record.exc_info).rstrip("\n")
         return line
+
+
+class _EventLine:
+    """A ring entry rendered only when read (most lines are never read)."""
+
+    __slots__ = ("args",)
+
+    def __init__(self, *args: Any) -> None:
+        self.args = args
+
+    def __str__(self) -> str:
+        return event_line(*self.args)
 
 
 class RingHandler(logging.Handler):
@@ -97,6 +114,20 @@ class RingHandler(logging.Handler):
         for part in text.split("\n"):
             self.lines.append((record.created, part))
             self.scanned += 1
+
+    def emit_event(self, created: float, level: str, event: dict[str, Any], filename: str, lineno: int) -> None:
+        """A structlog event (proxyd.log event sink): kept as is, rendered when the ring is read."""
+        if event.get("exception"):
+            for part in event_line(created, level, event, filename, lineno).split("\n"):
+                self.lines.append((created, part))
+                self.scanned += 1
+            return
+        self.lines.append((created, _EventLine(created, level, dict(event), filename, lineno)))
+        self.scanned += 1
+
+    def texts(self) -> list[str]:
+        """Every kept line, rendered."""
+        return [str(line) for _, line in list(self.lines)]
 
     def clear(self) -> None:
         self.lines.clear()
@@ -143,19 +174,26 @@ class MainLogFile(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            data = (self.format(record) + "\n").encode("utf-8", "replace")
-            with self._io_lock:
-                if self._stream is None or not self.path.exists():
-                    if self._stream is not None:
-                        self._stream.close()
-                    self._open()
-                if self._size and self._size + len(data) > self.max_bytes:
-                    self._rotate()
-                    self._open()
-                self._stream.write(data)
-                self._size += len(data)
+            self._write(self.format(record))
         except Exception:
             self.handleError(record)
+
+    def emit_event(self, created: float, level: str, event: dict[str, Any], filename: str, lineno: int) -> None:
+        """A structlog event (proxyd.log event sink)."""
+        self._write(event_line(created, level, event, filename, lineno))
+
+    def _write(self, text: str) -> None:
+        data = (text + "\n").encode("utf-8", "replace")
+        with self._io_lock:
+            if self._stream is None or not self.path.exists():
+                if self._stream is not None:
+                    self._stream.close()
+                self._open()
+            if self._size and self._size + len(data) > self.max_bytes:
+                self._rotate()
+                self._open()
+            self._stream.write(data)
+            self._size += len(data)
 
     def truncate(self) -> None:
         """Empty ``main.log`` in place (``DELETE /logs``)."""

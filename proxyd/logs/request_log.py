@@ -168,10 +168,10 @@ class _Body:
 @attrs.define
 class _Upstream:
     timestamp: float
-    url: str
+    url: Any
     method: str
-    auth: str
-    headers: list[str]
+    credential: Any  # described (key shortened) when rendered
+    headers: list[tuple[str, str]]  # raw: masked when rendered
     body: _Body
 
 
@@ -179,7 +179,7 @@ class _Upstream:
 class _UpstreamAnswer:
     timestamp: float
     status: int
-    headers: list[str]
+    headers: list[tuple[str, str]]  # raw: masked when rendered
     body: _Body | None
 
 
@@ -243,15 +243,14 @@ class RequestLogCapture:
         self.request_id = request_id
         self.started = time.time()
         self.method = "POST"
-        self.url = "/"
-        self.path = "/"
-        self.headers: list[str] = []
+        self._url = "/"
+        self._headers: list[tuple[str, str]] = []
         self.body = _Body(settings.max_body_bytes)
         self.upstream_requests: list[_Upstream] = []
         self.upstream_answers: list[_UpstreamAnswer] = []
         self.upstream_errors: list[_UpstreamError] = []
         self.status: int | None = None
-        self.response_headers: list[str] = []
+        self._response_headers: list[tuple[str, str]] = []
         self.response_body: _Body | None = None
         self.finished = False
 
@@ -264,11 +263,27 @@ class RequestLogCapture:
                        body: bytes | None = None) -> None:
         """The client's request: method, path with query, headers, and the body if already read."""
         self.method = method
-        self.url = mask_url(url)
-        self.path = urlsplit(url).path or "/"
-        self.headers = mask_headers(headers)
+        self._url = url
+        self._headers = list(headers.items() if isinstance(headers, Mapping) else headers)
         self.body = _Body(self.settings.max_body_bytes)
         self.body.add(body)
+
+    # Masking and URL parsing happen when a file is written, not on every request (most write none).
+    @property
+    def url(self) -> str:
+        return mask_url(self._url)
+
+    @property
+    def path(self) -> str:
+        return urlsplit(self._url).path or "/"
+
+    @property
+    def headers(self) -> list[str]:
+        return mask_headers(self._headers)
+
+    @property
+    def response_headers(self) -> list[str]:
+        return mask_headers(self._response_headers)
 
     def request_body(self, body: bytes | None) -> None:
         """The client's body, once the pipeline has read it (replaces any earlier one)."""
@@ -280,14 +295,13 @@ class RequestLogCapture:
         """One upstream attempt, as sent (call once per attempt, before sending)."""
         captured = _Body(self.settings.max_body_bytes)
         captured.add(body)
-        self.upstream_requests.append(_Upstream(time.time(), mask_url(url), method,
-                                                describe_credential(credential) if credential is not None else "",
-                                                mask_headers(headers), captured))
+        self.upstream_requests.append(_Upstream(time.time(), url, method, credential, list(headers.items()),
+                                                captured))
 
     def upstream_response(self, status: int, headers: Mapping[str, str]) -> None:
         """The upstream's answer status and headers; its body follows through :meth:`upstream_body`."""
         keep_body = self.full or status >= 400
-        self.upstream_answers.append(_UpstreamAnswer(time.time(), status, mask_headers(headers),
+        self.upstream_answers.append(_UpstreamAnswer(time.time(), status, list(headers.items()),
                                                      _Body(self.settings.max_body_bytes) if keep_body else None))
 
     def upstream_body(self, data: bytes | str | None) -> None:
@@ -310,7 +324,7 @@ class RequestLogCapture:
     def client_response(self, status: int, headers: Mapping[str, str] | Iterable[tuple[str, str]]) -> None:
         """The status and headers sent to the client (call when the response is prepared)."""
         self.status = status
-        self.response_headers = mask_headers(headers)
+        self._response_headers = list(headers.items() if isinstance(headers, Mapping) else headers)
         if self.full or status >= 400:
             self.response_body = _Body(self.settings.max_body_bytes)
 
@@ -357,10 +371,10 @@ class RequestLogCapture:
             blocks = []
             for index, up in enumerate(self.upstream_requests, 1):
                 lines = [f"=== API REQUEST {index} ===", f"Timestamp: {go_time(up.timestamp)}",
-                         f"Upstream URL: {up.url}", f"HTTP Method: {up.method}"]
-                if up.auth:
-                    lines.append(f"Auth: {up.auth}")
-                lines += ["", "Headers:", *up.headers, "", "Body:", up.body.render()]
+                         f"Upstream URL: {mask_url(str(up.url))}", f"HTTP Method: {up.method}"]
+                if up.credential is not None:
+                    lines.append(f"Auth: {describe_credential(up.credential)}")
+                lines += ["", "Headers:", *mask_headers(up.headers), "", "Body:", up.body.render()]
                 blocks.append("\n".join(lines))
             groups.append("\n\n".join(blocks))
         if self.upstream_errors:
@@ -371,7 +385,7 @@ class RequestLogCapture:
             blocks = []
             for index, answer in enumerate(self.upstream_answers, 1):
                 lines = [f"=== API RESPONSE {index} ===", f"Timestamp: {go_time(answer.timestamp)}", "",
-                         f"Status: {answer.status}", "Headers:", *answer.headers]
+                         f"Status: {answer.status}", "Headers:", *mask_headers(answer.headers)]
                 if answer.body is not None:
                     lines += ["", "Body:", answer.body.render()]
                 blocks.append("\n".join(lines))

@@ -21,6 +21,7 @@ from aiohttp import web
 from proxyd.config import ConfigChange, ConfigStore
 from proxyd.config.model import Config
 from proxyd.keys import CONFIG_STORE
+from proxyd.log import add_event_sink, remove_event_sink
 from proxyd.logs.app_log import MAIN_LOG, MainLogFile, RingHandler, is_rotated_main_log
 from proxyd.logs.request_log import (
     NULL_CAPTURE,
@@ -120,11 +121,13 @@ class LogsService:
     def install(self) -> None:
         root = logging.getLogger()
         root.addHandler(self.ring)
+        add_event_sink(self.ring.emit_event)
         self.apply(self.config)
 
     def uninstall(self) -> None:
         root = logging.getLogger()
         root.removeHandler(self.ring)
+        remove_event_sink(self.ring.emit_event)
         self._set_file(False)
 
     def _set_file(self, on: bool) -> None:
@@ -137,8 +140,10 @@ class LogsService:
                 log.error("cannot open main.log", directory=str(self.directory),
                           error=exc.strerror or type(exc).__name__)
             root.addHandler(self.file)
+            add_event_sink(self.file.emit_event)
         elif not on and self.file is not None:
             root.removeHandler(self.file)
+            remove_event_sink(self.file.emit_event)
             self.file.close()
             self.file = None
 

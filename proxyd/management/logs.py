@@ -57,7 +57,7 @@ async def get_logs(request: web.Request) -> web.StreamResponse:
         if limit <= 0:
             return _error(400, "invalid limit: must be greater than zero")
     if memory:
-        lines, count, latest = select_lines([line for _, line in list(service.ring.lines)], after, limit)
+        lines, count, latest = select_lines(service.ring.texts(), after, limit)
     else:
         try:
             lines, count, latest = await asyncio.to_thread(read_log_lines, service.directory, after, limit)

@@ -28,10 +28,16 @@ if TYPE_CHECKING:
     from proxyd.thinking import ThinkingConfig
 
 
-def _null_capture() -> RequestLogCapture:
-    from proxyd.logs.request_log import NULL_CAPTURE  # imported late: proxyd.logs needs the app keys
+_LOG = structlog.get_logger("proxyd.exchange")
+_NULL: list[RequestLogCapture] = []
 
-    return NULL_CAPTURE
+
+def _null_capture() -> RequestLogCapture:
+    if not _NULL:
+        from proxyd.logs.request_log import NULL_CAPTURE  # imported late: proxyd.logs needs the app keys
+
+        _NULL.append(NULL_CAPTURE)
+    return _NULL[0]
 
 
 def error_family_of(protocol: WireProtocol) -> ErrorFamily:
@@ -100,9 +106,27 @@ class Exchange:
     failed_mid_stream: bool = False
     capture: RequestLogCapture = attrs.Factory(lambda: _null_capture())  # request-log collection points
     started: float = attrs.Factory(time.perf_counter)
-    log: Any = attrs.Factory(lambda: structlog.get_logger("proxyd.exchange"))
+    log_context: dict[str, Any] = attrs.Factory(dict)  # fields of every line `log` writes
+    _log: Any = None
     _raw_body: bytes | None = None
     _body: dict[str, Any] | None = None
+
+    @property
+    def log(self) -> Any:
+        """This request's logger, bound to `log_context` (built on first use: most requests log nothing)."""
+        if self._log is None:
+            self._log = _LOG.bind(**self.log_context)
+        return self._log
+
+    @log.setter
+    def log(self, value: Any) -> None:
+        self._log = value
+
+    def bind_log(self, **fields: Any) -> None:
+        """Add fields to every later line of this request's logger."""
+        self.log_context.update(fields)
+        if self._log is not None:
+            self._log = self._log.bind(**fields)
 
     @property
     def error_family(self) -> ErrorFamily:

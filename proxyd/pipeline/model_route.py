@@ -74,4 +74,4 @@ class ModelRouteStage:
             for route in ordered
             for upstream in runtime.pools.order(route.credential.id, exchange.route_model, route.upstream_models)
         ]
-        exchange.log = exchange.log.bind(model=exchange.model, stream=exchange.stream)
+        exchange.bind_log(model=exchange.model, stream=exchange.stream)

@@ -12,6 +12,7 @@ from urllib.parse import unquote, urlsplit
 import aiohttp
 import aiohttp_socks
 import attrs
+import orjson
 import python_socks
 import structlog
 from aiohttp_socks import ProxyConnector, ProxyType
@@ -136,7 +137,24 @@ async def read_capped(response: aiohttp.ClientResponse, limit: int, *, truncate:
 
 
 def json_bytes(body: Mapping[str, Any]) -> bytes:
-    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+    """Compact UTF-8 JSON (orjson; the stdlib for what orjson refuses, such as integers beyond 64 bits)."""
+    try:
+        return orjson.dumps(body)
+    except TypeError:
+        return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+_TIMEOUTS: dict[Timeouts, aiohttp.ClientTimeout] = {}
+
+
+def _client_timeout(timeouts: Timeouts) -> aiohttp.ClientTimeout:
+    found = _TIMEOUTS.get(timeouts)
+    if found is None:
+        if len(_TIMEOUTS) > 64:
+            _TIMEOUTS.clear()
+        found = _TIMEOUTS[timeouts] = aiohttp.ClientTimeout(
+            total=None, connect=timeouts.connect, sock_connect=timeouts.connect, sock_read=timeouts.idle)
+    return found
 
 
 def _proxy_for(proxy_url: str) -> str | None:
@@ -189,8 +207,7 @@ async def send(session: aiohttp.ClientSession, request: UpstreamRequest, timeout
     `request.proxy_url`: socks5 URLs go through a cached SOCKS connector, http/https ones through aiohttp's
     `proxy=`; empty, `direct` and `none` connect directly.
     """
-    timeout = aiohttp.ClientTimeout(total=None, connect=timeouts.connect, sock_connect=timeouts.connect,
-                                    sock_read=timeouts.idle)
+    timeout = _client_timeout(timeouts)
     proxy = _proxy_for(request.proxy_url)
     if proxy is not None and is_socks(proxy):
         session, proxy = _socks_session(session, proxy), None

@@ -32,7 +32,7 @@ def new_exchange(request: web.Request, protocol: WireProtocol, *, path_model: st
         path_model=path_model,
         body=body,
     )
-    exchange.log = exchange.log.bind(request_id=rid, protocol=str(protocol))
+    exchange.log_context.update(request_id=rid, protocol=str(protocol))
     exchange.capture = begin_capture(request, rid)
     exchange.forced_stream = stream
     exchange.count = count
