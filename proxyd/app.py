@@ -20,6 +20,7 @@ from proxyd.keys import CLIENT_SESSION, CONFIG_STORE, PIPELINE, RUNTIME
 from proxyd.log import set_debug
 from proxyd.logs.service import logs_ctx
 from proxyd.management import add_management_routes
+from proxyd.oauth import setup_oauth
 from proxyd.pipeline.runner import Pipeline
 from proxyd.providers.base import close_proxy_sessions
 from proxyd.routes.claude import add_claude_routes
@@ -101,6 +102,7 @@ def create_app(config: Path | ConfigStore, *, watch: bool = True) -> web.Applica
     add_claude_routes(app)
     add_gemini_routes(app)
     add_v1internal_routes(app)
+    setup_oauth(app)  # OAuth logins: app[OAUTH], cancelled at shutdown
     add_oauth_callback_routes(app)
     add_panel_routes(app)
     add_management_routes(app)

@@ -23,6 +23,7 @@ from proxyd.management import usage as usage_api
 from proxyd.management.access import ManagementAccess, build_headers
 from proxyd.management.config_view import config_json
 from proxyd.management.secret import env_password
+from proxyd.oauth import routes as oauth_routes
 
 __all__ = ["MANAGEMENT_ACCESS", "PREFIX", "add_management_routes", "guarded"]
 
@@ -169,5 +170,6 @@ def add_management_routes(app: web.Application, *, env_secret: str | None = None
         # scalar settings (§3.5), latest-version (§3.6), model-definitions; list editors (§3.7)
         *settings.route_defs(PREFIX, guarded),
         *lists.route_defs(PREFIX, guarded),
+        *oauth_routes.route_defs(PREFIX, guarded),  # OAuth logins (§3.12)
     ]
     app.add_routes(routes)
