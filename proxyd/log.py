@@ -9,6 +9,8 @@ object also carries ``PRIORITY`` plus the request fields first (``request_id``, 
 
 from __future__ import annotations
 
+import asyncio
+import atexit
 import contextlib
 import logging
 import os
@@ -136,6 +138,7 @@ class _LogState:
         self.stream: Any = None
         self.renderer: Any = None
         self.sinks: list[EventSink] = []
+        self.flush_pending = False
 
 
 _STATE = _LogState()
@@ -154,12 +157,22 @@ def remove_event_sink(sink: EventSink) -> None:
 
 
 def _callsite() -> tuple[str, int]:
-    frame = sys._getframe(2)
+    # _emit ← _process_event ← _proxy_to_logger ← ProxydLogger.<level> ← the caller.
+    frame: Any = sys._getframe(4)
     while frame is not None and frame.f_globals.get("__name__", "").startswith(_INTERNAL):
-        frame = frame.f_back  # type: ignore[assignment]
+        frame = frame.f_back
     if frame is None:
         return "?", 0
     return os.path.basename(frame.f_code.co_filename), frame.f_lineno
+
+
+_FLUSH_DELAY = 0.05  # info/debug lines reach the stream within 50 ms; warnings and errors at once
+
+
+def _flush() -> None:
+    _STATE.flush_pending = False
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        _STATE.stream.flush()
 
 
 def _emit(_logger: Any, method_name: str, event: dict[str, Any]) -> Any:
@@ -175,10 +188,26 @@ def _emit(_logger: Any, method_name: str, event: dict[str, Any]) -> Any:
         line = _STATE.renderer(_logger, method_name, event)
         try:
             stream.write(line + "\n")
-            stream.flush()
+            if method_name in ("info", "debug"):
+                _schedule_flush()
+            else:
+                _flush()
         except (OSError, ValueError):  # closed or broken stdout: nothing sensible to do
             pass
     raise structlog.DropEvent
+
+
+def _schedule_flush() -> None:
+    """Batch the flushes of routine lines: one write(2) per 50 ms under load instead of one per line."""
+    if _STATE.flush_pending:
+        return
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        _flush()
+        return
+    _STATE.flush_pending = True
+    loop.call_later(_FLUSH_DELAY, _flush)
 
 
 def _json_default(value: Any) -> Any:
@@ -209,6 +238,7 @@ def setup_logging(*, debug: bool = False, fmt: LogFormat = "auto", stream: Any =
         renderer = structlog.dev.ConsoleRenderer(colors=stream.isatty())
     _STATE.stream = stream
     _STATE.renderer = renderer
+    atexit.register(_flush)
     structlog.configure(
         processors=[*shared, _emit],
         logger_factory=structlog.ReturnLoggerFactory(),

@@ -17,6 +17,7 @@ from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
 import attrs
+from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from proxyd.config.document import ConfigDocument, to_plain
@@ -119,12 +120,28 @@ class Problem:
 
 @attrs.frozen
 class LoadResult:
-    """Outcome of a load: ``config`` is ``None`` iff there is at least one error."""
+    """Outcome of a load: ``config`` is ``None`` iff there is at least one error.
+
+    ``document`` (the round-trip tree that management edits need) is parsed from ``text`` on first use when the
+    fast loader produced ``config``: a reload that nobody edits never pays for the comment-preserving parse.
+    """
 
     config: Config | None
-    document: ConfigDocument | None
+    _document: ConfigDocument | None
     problems: tuple[Problem, ...]
     sha256: str
+    text: str | None = attrs.field(default=None, kw_only=True, eq=False, repr=False)
+    _cache: list[ConfigDocument] = attrs.field(factory=list, init=False, eq=False, repr=False)
+
+    @property
+    def document(self) -> ConfigDocument | None:
+        if self._document is not None:
+            return self._document
+        if self.config is None or self.text is None:
+            return None
+        if not self._cache:
+            self._cache.append(ConfigDocument.parse(self.text))
+        return self._cache[0]
 
     @property
     def ok(self) -> bool:
@@ -195,7 +212,8 @@ def _line_of(parent: Any, key: Any) -> int | None:
 class _Reader:
     """Typed access to the raw tree that records problems instead of raising."""
 
-    def __init__(self, aliases: Mapping[Path_, str] | None = None) -> None:
+    def __init__(self, aliases: Mapping[Path_, str] | None = None, *, fast: bool = False) -> None:
+        self.fast = fast  # reading the fast loader's plain values (quotes unknown)
         self.problems: list[Problem] = []
         self.aliases = dict(aliases or {})
         self.lines: dict[Path_, int | None] = {}
@@ -263,6 +281,8 @@ class _Reader:
         if isinstance(v, bool):
             return bool(v)
         if type(v) is str and v in _YAML11_BOOLS:  # plain (unquoted) scalar only
+            if self.fast:  # the fast loader cannot tell `yes` from `'yes'`: let the round-trip path decide
+                self.warn(path, "YAML 1.1 boolean word", parent, key)
             return _YAML11_BOOLS[v]
         self.error(path, "must be a boolean (true or false)", parent, key)
         return default
@@ -807,6 +827,23 @@ def _syntax_problem(exc: Exception) -> Problem:
 
 
 def _parse(text: str, digest: str) -> LoadResult:
+    """The fast path: libyaml-backed safe loading of plain values (several times faster than the round-trip
+    parser); any syntax error or problem found re-runs the round-trip path, whose nodes know their lines."""
+    try:
+        plain = YAML(typ="safe", pure=False).load(text)
+    except Exception:  # syntax errors and exotic input: the precise path words them
+        return _parse_round_trip(text, digest)
+    if plain is None:
+        plain = {}
+    if not isinstance(plain, dict):
+        return _parse_round_trip(text, digest)
+    result = _validated(plain, _Reader(fast=True), digest)
+    if result.problems:
+        return _parse_round_trip(text, digest)
+    return attrs.evolve(result, text=text)
+
+
+def _parse_round_trip(text: str, digest: str) -> LoadResult:
     try:
         document = ConfigDocument.parse(text)
     except TypeError:
@@ -816,8 +853,11 @@ def _parse(text: str, digest: str) -> LoadResult:
     except Exception as exc:  # ruamel raises assorted errors for exotic input
         return LoadResult(None, None, (_syntax_problem(exc),), digest)
 
-    root: Mapping[Any, Any] = document.root
-    reader = _Reader()
+    result = _validated(document.root, _Reader(), digest)
+    return LoadResult(result.config, document, result.problems, digest)
+
+
+def _validated(root: Mapping[Any, Any], reader: _Reader, digest: str) -> LoadResult:
     config_version = 0
     raw_version = root.get("config-version", _ABSENT)
     if raw_version is not _ABSENT:
@@ -833,7 +873,7 @@ def _parse(text: str, digest: str) -> LoadResult:
     config = _build(reader, root, config_version)
     problems = tuple(reader.problems)
     failed = any(p.severity == "error" for p in problems)
-    return LoadResult(None if failed else config, document, problems, digest)
+    return LoadResult(None if failed else config, None, problems, digest)
 
 
 def parse_config_text(text: str, source: str = "<string>") -> LoadResult:

@@ -153,11 +153,14 @@ def hash_plaintext_secret(path: Path, result: LoadResult) -> LoadResult:
     Only that scalar changes in the file (comments and layout are kept). When the write-back
     fails the hash is kept in memory only and the file is hashed again on the next load.
     """
-    config, document = result.config, result.document
-    if config is None or document is None:
+    config = result.config
+    if config is None:
         return result
     secret = config.remote_management.secret_key
     if not secret or secret.startswith(BCRYPT_PREFIXES):
+        return result
+    document = result.document
+    if document is None:
         return result
     hashed = bcrypt.hashpw(bcrypt_input(secret), bcrypt.gensalt(rounds=_BCRYPT_COST)).decode("ascii")
     new_config = attrs.evolve(config, remote_management=attrs.evolve(config.remote_management, secret_key=hashed))
@@ -189,7 +192,7 @@ class ConfigStore:
     """
 
     def __init__(self, path: Path, initial: LoadResult, *, hash_secret: bool = True) -> None:
-        if not initial.ok or initial.config is None or initial.document is None:
+        if not initial.ok or initial.config is None:
             raise ValueError("ConfigStore needs a successfully loaded configuration")
         self._path = Path(path)
         self._hash_secret = hash_secret

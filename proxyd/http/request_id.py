@@ -25,8 +25,10 @@ def new_request_id() -> str:
 
 def request_id_of(request: web.Request) -> str:
     """The id bound to this request (set by the middleware)."""
-    rid = request.get(REQUEST_ID)
-    return rid if isinstance(rid, str) else ""
+    try:
+        return request[REQUEST_ID]  # type: ignore[no-any-return]
+    except KeyError:  # (Mapping.get is several times slower on aiohttp requests)
+        return ""
 
 
 def assign(request: web.Request) -> str:

@@ -209,8 +209,9 @@ def begin_capture(request: web.Request, request_id: str) -> RequestLogCapture:
 
     Returns the shared no-op capture when the app has no logs resource (tests building bare apps).
     """
-    service = request.app.get(LOGS)
-    if service is None:
+    try:
+        service = request.app[LOGS]
+    except KeyError:
         return NULL_CAPTURE
     capture = service.begin_request(request_id)
     capture.client_request(request.method, request.path_qs, request.headers)

@@ -37,6 +37,19 @@ class ModelInfo:
     details: Mapping[str, Any] = attrs.field(factory=dict, eq=False, repr=False)
 
 
+def _pools(models: Iterable[ModelMapping]) -> list[tuple[str, tuple[str, ...], Mapping[str, Any]]]:
+    """A credential's models grouped by exposed name: the upstream names to try (a pool) and the first entry's
+    catalogue metadata."""
+    pools: dict[str, list[str]] = {}
+    infos: dict[str, Mapping[str, Any]] = {}
+    for mapping in models:
+        pool = pools.setdefault(mapping.exposed, [])
+        if mapping.upstream not in pool:
+            pool.append(mapping.upstream)
+        infos.setdefault(mapping.exposed, mapping.info or {})
+    return [(exposed, tuple(pool), infos[exposed]) for exposed, pool in pools.items()]
+
+
 class ModelRegistry:
     """An immutable index built from a credential set; rebuilt (cheaply) on every reload."""
 
@@ -44,25 +57,42 @@ class ModelRegistry:
                  created: int | None = None) -> None:
         self._created = int(created if created is not None else time.time())
         self._routes: dict[str, list[Route]] = {}
-        self._route_ids: dict[str, set[str]] = {}  # credential ids per model, so registration stays linear
         self._lower: dict[str, str] = {}
-        self._info: dict[str, ModelInfo] = {}
+        # Model id → the credential and catalogue entry that registered it last (the reference lets the last
+        # registration win); ModelInfo objects are made once per id at the end, not once per credential.
+        last: dict[str, tuple[Credential, Mapping[str, Any]]] = {}
+        # Credentials of one config entry share their `models` tuple: group it into pools once per tuple.
+        grouped: dict[int, list[tuple[str, tuple[str, ...], Mapping[str, Any]]]] = {}
+        routes = self._routes
+        credential_ids: set[str] = set()
         for cred in credentials:
-            pools: dict[str, list[str]] = {}
-            infos: dict[str, Mapping[str, Any]] = {}
-            for mapping in cred.models:
-                pool = pools.setdefault(mapping.exposed, [])
-                if mapping.upstream not in pool:
-                    pool.append(mapping.upstream)
-                infos.setdefault(mapping.exposed, mapping.info or {})
-            for exposed, pool in pools.items():
-                names: list[str] = []
+            repeated = cred.id in credential_ids  # the same credential twice: add only what it lacks
+            credential_ids.add(cred.id)
+            key = id(cred.models)
+            pools = grouped.get(key)
+            if pools is None:
+                pools = grouped[key] = _pools(cred.models)
+            seen: set[str] = set()
+            for exposed, pool, info in pools:
                 if cred.prefix:
-                    names.append(f"{cred.prefix}/{exposed}")
-                if not cred.prefix or not force_model_prefix or exposed == cred.prefix:
-                    names.append(exposed)
+                    names: tuple[str, ...] = (f"{cred.prefix}/{exposed}",)
+                    if not force_model_prefix or exposed == cred.prefix:
+                        names += (exposed,)
+                else:
+                    names = (exposed,)
                 for name in names:
-                    self._add(name, Route(cred, tuple(pool)), self._model_info(name, cred, infos[exposed]))
+                    if name in seen:
+                        continue
+                    seen.add(name)
+                    found = routes.get(name)
+                    if found is None:
+                        routes[name] = [Route(cred, pool)]
+                        self._lower.setdefault(name.lower(), name)
+                    elif not repeated or all(r.credential.id != cred.id for r in found):
+                        found.append(Route(cred, pool))
+                    last[name] = (cred, info)  # the first registration keeps its place in the listing
+        self._info: dict[str, ModelInfo] = {name: self._model_info(name, cred, info)
+                                            for name, (cred, info) in last.items()}
 
     def _model_info(self, model_id: str, cred: Credential, info: Mapping[str, Any]) -> ModelInfo:
         created = info.get("created")
@@ -73,14 +103,6 @@ class ModelRegistry:
             display_name=str(info.get("display_name") or ""),
             details=info,
         )
-
-    def _add(self, model_id: str, route: Route, info: ModelInfo) -> None:
-        ids = self._route_ids.setdefault(model_id, set())
-        if route.credential.id not in ids:
-            ids.add(route.credential.id)
-            self._routes.setdefault(model_id, []).append(route)
-        self._lower.setdefault(model_id.lower(), model_id)
-        self._info[model_id] = info  # the last registration wins, as in the reference
 
     def routes(self, model: str) -> list[Route]:
         """Every credential serving `model` (exact id first, then case-insensitively), in config order."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import time
 
@@ -14,6 +15,11 @@ def key_fingerprint(client_key: str | None) -> str:
     """A stable, non-reversible id of a client key (DECISIONS 12: usage is keyed by a hash, never the key)."""
     if not client_key:
         return ""
+    return _fingerprint(client_key)
+
+
+@functools.lru_cache(maxsize=1024)
+def _fingerprint(client_key: str) -> str:
     return hashlib.sha256(client_key.encode()).hexdigest()[:16]
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import orjson
+
 from proxyd.protocols.base import WireProtocol
 from proxyd.protocols.canonical import Usage
 from proxyd.protocols.claude import usage_from_claude
@@ -59,7 +61,10 @@ class UsageTap:
         if _MARKER not in payload:
             return
         try:
-            data = json.loads(payload)
-        except ValueError:
-            return
+            data = orjson.loads(payload)
+        except orjson.JSONDecodeError:
+            try:
+                data = json.loads(payload)
+            except ValueError:
+                return
         self.usage = merge(self.usage, usage_in(self.protocol, data))
