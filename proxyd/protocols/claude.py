@@ -76,6 +76,7 @@ from proxyd.protocols.codec import NO_CONTEXT, AnswerContext, CodecError
 from proxyd.protocols.common import arguments_to_object, object_to_arguments, parse_data_url
 from proxyd.protocols.ids import new_id, now
 from proxyd.protocols.sse import SSEEvent, frame
+from proxyd.tokens import count_text
 
 CLAUDE = WireProtocol.CLAUDE
 
@@ -204,6 +205,126 @@ def usage_to_claude(usage: Usage | None) -> dict[str, int]:
 
 def _int_or_zero(value: Any) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
+# --------------------------------------------------------------------------------------------- per-pair answer shapes
+
+
+@attrs.frozen
+class PairShape:
+    """How the reference shapes a Claude answer translated from one upstream protocol (conformance goldens).
+
+    Native (Claude upstream, or no context): `ping` after message_start, usage with every cache counter,
+    unsigned thinking keeps `"signature": ""`, tool arguments streamed as they come. Translated answers differ
+    per upstream; each flag names one difference.
+    """
+
+    ping: bool = True
+    start_estimate: bool = False
+    """message_start carries `{"input_tokens": <local estimate of the client prompt>, "output_tokens": 0}`."""
+    lean_usage: bool = False
+    """usage lists cache counters only when non-zero."""
+    thinking_details: bool = False
+    """usage adds `output_tokens_details: {"thinking_tokens": N}` (Codex reasoning tokens)."""
+    empty_signature: bool = True
+    """thinking without a Claude signature still carries `"signature": ""` (else the key is left out)."""
+    whole_tool_arguments: bool = False
+    """a streamed tool call's arguments go out as one input_json_delta when its block closes."""
+    name_tool_ids: bool = False
+    """tool_use ids are `<name>-<n>` (n from 1 per answer), the upstream had none."""
+    trailing_newline: bool = False
+    """the stream ends with one extra newline after message_stop."""
+    bare_unfinished_end: bool = False
+    """a stream that ends (or fails) before the upstream gave a stop reason (no Finish, or one without
+    `native`) gets a bare message_stop: open blocks stay unclosed, no message_delta (an error event follows)."""
+
+
+NATIVE_SHAPE = PairShape()
+_TRANSLATED = PairShape(ping=False, start_estimate=True, lean_usage=True, empty_signature=False)
+PAIR_SHAPES: dict[WireProtocol, PairShape] = {
+    WireProtocol.OPENAI_CHAT: attrs.evolve(_TRANSLATED, whole_tool_arguments=True),
+    WireProtocol.OPENAI_RESPONSES: attrs.evolve(_TRANSLATED, thinking_details=True),
+    WireProtocol.GEMINI: attrs.evolve(_TRANSLATED, name_tool_ids=True, trailing_newline=True,
+                                      bare_unfinished_end=True),
+}
+"""Answer shape per upstream protocol; anything else (Claude passthrough, no context) is NATIVE_SHAPE."""
+
+
+def shape_for(context: AnswerContext) -> PairShape:
+    """The answer shape for the exchange's upstream protocol."""
+    return PAIR_SHAPES.get(context.source, NATIVE_SHAPE) if context.source is not None else NATIVE_SHAPE
+
+
+def usage_for_shape(usage: Usage | None, shape: PairShape) -> dict[str, Any]:
+    """Canonical usage in the Claude convention, laid out as `shape` wants it."""
+    full = usage_to_claude(usage)
+    if not shape.lean_usage:
+        return dict(full)
+    out: dict[str, Any] = {"input_tokens": full["input_tokens"], "output_tokens": full["output_tokens"]}
+    for key in ("cache_read_input_tokens", "cache_creation_input_tokens"):
+        if full[key]:
+            out[key] = full[key]
+    if shape.thinking_details:
+        out["output_tokens_details"] = {"thinking_tokens": usage.reasoning_tokens if usage is not None else 0}
+    return out
+
+
+def _request_segments(body: Mapping[str, Any]) -> list[str]:
+    """The prompt-bearing strings of a Messages body, in order (system, each message's role and content,
+    tools, tool_choice); control fields, images and documents are not counted."""
+    segments: list[str] = []
+
+    def text_of(value: Any) -> None:
+        if isinstance(value, str):
+            segments.append(value)
+        elif isinstance(value, list):
+            for block in value:
+                if isinstance(block, str):
+                    segments.append(block)
+                elif isinstance(block, Mapping):
+                    block_segments(block)
+
+    def block_segments(block: Mapping[str, Any]) -> None:
+        kind = block.get("type")
+        if kind == "text":
+            text_of(block.get("text"))
+        elif kind == "thinking":
+            text_of(block.get("thinking"))
+        elif kind == "tool_use":
+            for key in ("id", "name"):
+                text_of(block.get(key))
+            if "input" in block:
+                segments.append(_dumps(block.get("input")))
+        elif kind == "tool_result":
+            text_of(block.get("tool_use_id"))
+            text_of(block.get("content"))
+
+    text_of(body.get("system"))
+    messages = body.get("messages")
+    for message in messages if isinstance(messages, list) else ():
+        if isinstance(message, Mapping):
+            text_of(message.get("role"))
+            text_of(message.get("content"))
+    tools = body.get("tools")
+    for tool in tools if isinstance(tools, list) else ():
+        if isinstance(tool, Mapping):
+            text_of(tool.get("name"))
+            text_of(tool.get("description"))
+            if isinstance(tool.get("input_schema"), Mapping):
+                segments.append(_dumps(tool["input_schema"]))
+    choice = body.get("tool_choice")
+    if isinstance(choice, Mapping):
+        text_of(choice.get("type"))
+        text_of(choice.get("name"))
+    return [s for s in segments if s]
+
+
+def estimate_input_tokens(body: Mapping[str, Any] | None) -> int:
+    """The local prompt-token estimate a translated stream's message_start carries (o200k_base over the
+    prompt-bearing strings joined by newlines), as the reference does before the upstream reports usage."""
+    if not isinstance(body, Mapping):
+        return 0
+    return count_text("\n".join(_request_segments(body)), "o200k_base")
 
 
 # --------------------------------------------------------------------------------------------- request decoding
@@ -766,6 +887,7 @@ class ClaudeStreamEncoder:
 
     def __init__(self, *, model: str, context: AnswerContext = NO_CONTEXT) -> None:
         self.context = context
+        self.shape = shape_for(context)
         self.model = model
         self.id = ""
         self._started = False
@@ -774,9 +896,10 @@ class ClaudeStreamEncoder:
         self._queue: list[_Segment] = []
         self._tools: dict[int, _Segment] = {}
         self._saw_tool = False
+        self._tool_count = 0
         self._usage: Usage | None = None
         self._finish: Finish | None = None
-        self._delta_usage: dict[str, int] | None = None  # usage of the message_delta already sent
+        self._delta_usage: dict[str, Any] | None = None  # usage of the message_delta already sent
 
     # -- framing helpers
 
@@ -789,11 +912,17 @@ class ClaudeStreamEncoder:
             return
         self._started = True
         self.id = message_id_for(start.id if start is not None else "")
-        usage = usage_to_claude(self._usage)
+        usage: dict[str, Any]
+        if self.shape.start_estimate:
+            known = usage_to_claude(self._usage)["input_tokens"] if self._usage is not None else 0
+            usage = {"input_tokens": known or estimate_input_tokens(self.context.client_body), "output_tokens": 0}
+        else:
+            usage = usage_to_claude(self._usage)
         message = {"id": self.id, "type": "message", "role": "assistant", "content": [], "model": self.model,
                    "stop_reason": None, "stop_sequence": None, "usage": usage}
         out.append(self._event("message_start", {"message": message}))
-        out.append(self._event("ping", {}))
+        if self.shape.ping:
+            out.append(self._event("ping", {}))
 
     # -- block queue
 
@@ -805,12 +934,16 @@ class ClaudeStreamEncoder:
         if segment.kind == "text":
             block = {"type": "text", "text": ""}
         elif segment.kind == "thinking":
-            block = {"type": "thinking", "thinking": "", "signature": ""}
+            block = {"type": "thinking", "thinking": ""}
+            if self.shape.empty_signature:
+                block["signature"] = ""
         elif segment.kind == "redacted":
             block = {"type": "redacted_thinking", "data": segment.signature or ""}
         else:
             block = {"type": "tool_use", "id": segment.tool_id, "name": segment.name, "input": {}}
         out.append(self._event("content_block_start", {"index": segment.index, "content_block": block}))
+        if self._whole_arguments(segment):
+            return  # the arguments go out in one delta when the block closes
         pending = "".join(segment.chunks)
         segment.chunks.clear()
         if pending:
@@ -838,9 +971,15 @@ class ClaudeStreamEncoder:
                 self._open(head, out)
             if not head.finished:
                 return
+            if self._whole_arguments(head) and head.chunks:
+                self._delta(head, "".join(head.chunks), out)
+                head.chunks.clear()
             out.append(self._event("content_block_stop", {"index": head.index}))
             head.closed = True
             self._queue.pop(0)
+
+    def _whole_arguments(self, segment: _Segment) -> bool:
+        return segment.kind == "tool" and self.shape.whole_tool_arguments
 
     def _append(self, segment: _Segment, out: list[bytes]) -> None:
         if self._queue and self._queue[-1].kind in ("text", "thinking"):
@@ -881,7 +1020,9 @@ class ClaudeStreamEncoder:
     def _tool_start(self, event: ToolCallStart, out: list[bytes]) -> None:
         self._start(out)
         self._saw_tool = True
-        segment = _Segment(kind="tool", tool_id=claude_tool_id(event.id), name=event.name)
+        self._tool_count += 1
+        tool_id = f"{event.name}-{self._tool_count}" if self.shape.name_tool_ids else claude_tool_id(event.id)
+        segment = _Segment(kind="tool", tool_id=tool_id, name=event.name)
         self._tools[event.index] = segment
         self._append(segment, out)
 
@@ -892,7 +1033,7 @@ class ClaudeStreamEncoder:
             segment = self._tools[event.index]
         if not event.arguments or segment.closed:
             return
-        if segment.opened:
+        if segment.opened and not self._whole_arguments(segment):
             self._delta(segment, event.arguments, out)
         else:
             segment.chunks.append(event.arguments)
@@ -907,7 +1048,7 @@ class ClaudeStreamEncoder:
         stop_sequence = finish.stop_sequence if finish is not None else None
         reason = stop_reason_from_finish(finish.reason if finish is not None else None,
                                          has_tool_calls=self._saw_tool, stop_sequence=stop_sequence)
-        usage = usage_to_claude(self._usage)
+        usage = usage_for_shape(self._usage, self.shape)
         self._delta_usage = usage
         out.append(self._event("message_delta", {
             "delta": {"stop_reason": reason, "stop_sequence": stop_sequence if reason == "stop_sequence" else None},
@@ -938,15 +1079,16 @@ class ClaudeStreamEncoder:
                 self._advance(out)
         elif isinstance(event, UsageUpdate):
             self._usage = event.usage
-            if self._delta_usage is not None and usage_to_claude(event.usage) != self._delta_usage:
+            if self._delta_usage is not None and usage_for_shape(event.usage, self.shape) != self._delta_usage:
                 self._message_delta(out)
         elif isinstance(event, Finish):
             if self._finish is None:
                 self._start(out)
                 self._finish = event
-                self._close_blocks(out)
-                if self._usage is not None:
-                    self._message_delta(out)
+                if not self._bare_end():
+                    self._close_blocks(out)
+                    if self._usage is not None:
+                        self._message_delta(out)
         elif isinstance(event, StreamError):
             return self.error(event.status, event.message)
         return b"".join(out)
@@ -956,19 +1098,27 @@ class ClaudeStreamEncoder:
             return b""
         out: list[bytes] = []
         self._start(out)
-        self._close_blocks(out)
-        if self._delta_usage is None:
-            self._message_delta(out)
+        if not self._bare_end():
+            self._close_blocks(out)
+            if self._delta_usage is None:
+                self._message_delta(out)
         out.append(self._event("message_stop", {}))
+        if self.shape.trailing_newline:
+            out.append(b"\n")
         self._done = True
         return b"".join(out)
+
+    def _bare_end(self) -> bool:
+        """No stop reason from the upstream (a Finish without `native` is the decoder's inference at EOF)."""
+        return self.shape.bare_unfinished_end and (self._finish is None or self._finish.native is None)
 
     def error(self, status: int, message: str) -> bytes:
         if self._done:
             return b""
         self._done = True
+        stop = self._event("message_stop", {}) if self._started and self._bare_end() else b""
         payload = {"type": "error", "error": {"type": "api_error", "message": message}}
-        return frame(_dumps(payload).encode("utf-8"), event="error")
+        return stop + frame(_dumps(payload).encode("utf-8"), event="error")
 
 
 # --------------------------------------------------------------------------------------------- stream decoder
@@ -1167,8 +1317,9 @@ class ClaudeCodec:
         self, response: Response, *, model: str, context: AnswerContext = NO_CONTEXT
     ) -> dict[str, Any]:
         """A Response → an Anthropic message object for a client that asked for `model`."""
+        shape = shape_for(context)
         content: list[dict[str, Any]] = []
-        has_tools = False
+        tool_count = 0
         for part in response.content:
             if isinstance(part, TextPart):
                 if part.text:
@@ -1179,15 +1330,18 @@ class ClaudeCodec:
                     if claude_signed:
                         content.append({"type": "redacted_thinking", "data": part.signature})
                 elif part.text or claude_signed:
-                    content.append({"type": "thinking", "thinking": part.text,
-                                    "signature": part.signature if claude_signed else ""})
+                    block = {"type": "thinking", "thinking": part.text}
+                    if claude_signed or shape.empty_signature:
+                        block["signature"] = part.signature if claude_signed else ""
+                    content.append(block)
             elif isinstance(part, ToolCallPart):
-                has_tools = True
-                content.append({"type": "tool_use", "id": claude_tool_id(part.id), "name": part.name,
+                tool_count += 1
+                call_id = f"{part.name}-{tool_count}" if shape.name_tool_ids else claude_tool_id(part.id)
+                content.append({"type": "tool_use", "id": call_id, "name": part.name,
                                 "input": arguments_to_object(part.arguments)})
             # images/files in an answer have no Claude response block: dropped.
         message_id = message_id_for(response.id)
-        stop_reason = stop_reason_from_finish(response.finish_reason, has_tool_calls=has_tools,
+        stop_reason = stop_reason_from_finish(response.finish_reason, has_tool_calls=tool_count > 0,
                                               stop_sequence=response.stop_sequence)
         return {
             "id": message_id,
@@ -1197,7 +1351,7 @@ class ClaudeCodec:
             "content": content,
             "stop_reason": stop_reason,
             "stop_sequence": response.stop_sequence if stop_reason == "stop_sequence" else None,
-            "usage": usage_to_claude(response.usage),
+            "usage": usage_for_shape(response.usage, shape),
         }
 
     def stream_encoder(self, *, model: str, context: AnswerContext = NO_CONTEXT) -> ClaudeStreamEncoder:

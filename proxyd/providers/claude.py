@@ -38,6 +38,30 @@ def drop_unsigned_thinking(messages: Any) -> Any:
     return out if changed else messages
 
 
+_THINKING_ON = frozenset(("enabled", "adaptive", "auto"))
+
+
+def normalise_sampling(payload: dict[str, Any]) -> None:
+    """Drop only the sampling settings Anthropic rejects, keeping the rest as the client sent them.
+
+    With thinking on: temperature unless 1, top_p below 0.95, top_k. Otherwise temperature and top_p together
+    (Claude 4.x accepts one of them): top_p gives way. The recorded reference build strips temperature and
+    top_p from every request instead (conformance divergence, DECISIONS 7: the client's settings reach the
+    upstream).
+    """
+    thinking = payload.get("thinking")
+    kind = thinking.get("type") if isinstance(thinking, dict) else None
+    if isinstance(kind, str) and kind.lower() in _THINKING_ON:
+        if "temperature" in payload and payload["temperature"] != 1:
+            del payload["temperature"]
+        top_p = payload.get("top_p")
+        if "top_p" in payload and not (isinstance(top_p, int | float) and top_p >= 0.95):
+            del payload["top_p"]
+        payload.pop("top_k", None)
+    elif payload.get("temperature") is not None and payload.get("top_p") is not None:
+        del payload["top_p"]
+
+
 _EPHEMERAL = {"type": "ephemeral"}
 _UNCACHEABLE = frozenset(("thinking", "redacted_thinking"))
 
@@ -125,6 +149,7 @@ class ClaudeProvider:
         if "messages" in payload:
             payload["messages"] = drop_unsigned_thinking(payload["messages"])
         add_cache_breakpoints(payload)
+        normalise_sampling(payload)
         betas = payload.pop("betas", None)
         if stream:
             payload["stream"] = True

@@ -34,15 +34,17 @@ from proxyd.protocols.canonical import (
     Usage,
     UsageUpdate,
 )
-from proxyd.protocols.claude import ClaudeCodec
+from proxyd.protocols.claude import PAIR_SHAPES, ClaudeCodec
+from proxyd.protocols.codec import AnswerContext
 
 CLAUDE = WireProtocol.CLAUDE
 MODEL = "claude-sonnet-4-5"
 ARGS = {"model": MODEL, "max_tokens": 100, "messages": [{"role": "user", "content": "hi"}]}
 
 
-def encode(events: list[StreamEvent], *, model: str = MODEL) -> bytes:
-    encoder = ClaudeCodec().stream_encoder(model=model)
+def encode(events: list[StreamEvent], *, model: str = MODEL, source: WireProtocol | None = None) -> bytes:
+    context = AnswerContext(source=source, client_body=ARGS)
+    encoder = ClaudeCodec().stream_encoder(model=model, context=context)
     return b"".join(encoder.encode(e) for e in events) + encoder.close()
 
 
@@ -90,8 +92,8 @@ def check_event_order(events: list[Any]) -> None:
     assert open_index is None and seen_delta
 
 
-async def judge(events: list[StreamEvent]) -> anthropic.types.Message:
-    raw = encode(events)
+async def judge(events: list[StreamEvent], source: WireProtocol | None = None) -> anthropic.types.Message:
+    raw = encode(events, source=source)
     check_event_order(await raw_events(raw))
     return await final_message(raw)
 
@@ -222,3 +224,54 @@ async def test_non_stream_response() -> None:
     assert message.stop_reason == "tool_use"
     assert (message.usage.input_tokens, message.usage.cache_read_input_tokens, message.usage.output_tokens) == (
         10, 30, 12)
+
+
+@pytest.mark.parametrize("source", sorted(PAIR_SHAPES), ids=str)
+async def test_translated_shapes_parse(source: WireProtocol) -> None:
+    """Per-upstream answer shapes (no ping, estimated message_start usage, lean usage, thinking without a
+    signature key, whole tool arguments, `<name>-<n>` ids, a trailing newline) still parse in the SDK."""
+    message = await judge([
+        StreamStart(id="resp_1", model="up"), ThinkingDelta("hm"), ThinkingSignature("foreign", source),
+        TextDelta("Hi"), ToolCallStart(index=0, id="call_1", name="get_weather"),
+        ToolCallDelta(index=0, arguments='{"city":'), ToolCallDelta(index=0, arguments='"Paris"}'),
+        ToolCallStart(index=1, id="call_2", name="get_weather"), ToolCallDelta(index=1, arguments="{}"),
+        ToolCallEnd(index=0), ToolCallEnd(index=1), Finish(FinishReason.TOOL_CALLS, native="tool_calls"),
+        UsageUpdate(Usage(input_tokens=11, output_tokens=7, cached_tokens=5, reasoning_tokens=3))], source)
+    assert [b.type for b in message.content] == ["thinking", "text", "tool_use", "tool_use"]
+    assert message.content[0].thinking == "hm"  # type: ignore[union-attr]
+    (id0, _, args0), (id1, _, args1) = tool_uses(message)
+    assert (args0, args1) == ({"city": "Paris"}, {})
+    assert (id0, id1) == (("get_weather-1", "get_weather-2") if source is WireProtocol.GEMINI
+                          else ("call_1", "call_2"))
+    assert message.stop_reason == "tool_use"
+    assert (message.usage.input_tokens, message.usage.cache_read_input_tokens, message.usage.output_tokens) == (
+        6, 5, 7)
+
+    response = Response(id="resp_1", model="up", finish_reason=FinishReason.STOP, content=(
+        ThinkingPart(text="plan"), TextPart(text="ok")), usage=Usage(input_tokens=11, output_tokens=7))
+    body = ClaudeCodec().encode_response(response, model=MODEL, context=AnswerContext(source=source))
+    async with ReplayServer(json.dumps(body).encode(), content_type="application/json") as srv:
+        client = anthropic.AsyncAnthropic(base_url=srv.url, api_key="x", max_retries=0)
+        parsed = await client.messages.create(**ARGS)
+    assert [b.type for b in parsed.content] == ["thinking", "text"]
+    assert parsed.content[0].thinking == "plan"  # type: ignore[union-attr]
+    assert (parsed.usage.input_tokens, parsed.usage.output_tokens, parsed.usage.cache_read_input_tokens) == (
+        11, 7, None)
+
+
+async def test_gemini_unfinished_stream_still_parses() -> None:
+    """A Gemini stream cut before finishReason ends with a bare message_stop (reference shape): the SDK still
+    accumulates the text; a failure after it still raises."""
+    raw = encode([StreamStart(id="mockresp01"), TextDelta("Hello from "), Finish(FinishReason.STOP)],
+                 source=WireProtocol.GEMINI)
+    message = await final_message(raw)
+    assert message.content[0].text == "Hello from "  # type: ignore[union-attr]
+    encoder = ClaudeCodec().stream_encoder(model=MODEL, context=AnswerContext(source=WireProtocol.GEMINI))
+    failed = encoder.encode(TextDelta("Hi")) + encoder.error(500, "unexpected EOF")
+    assert failed.index(b"event: message_stop") < failed.index(b"event: error")
+    async with ReplayServer(chunked(failed)) as srv:
+        client = anthropic.AsyncAnthropic(base_url=srv.url, api_key="x", max_retries=0)
+        stream = await client.messages.create(**ARGS, stream=True)
+        with pytest.raises(anthropic.APIStatusError, match="unexpected EOF"):
+            async for _ in stream:
+                pass

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from proxyd.protocols.base import WireProtocol
@@ -17,7 +19,13 @@ from proxyd.protocols.canonical import (
     ToolCallEnd,
     ToolCallStart,
 )
-from proxyd.protocols.claude import EFFORT_BUDGETS, ClaudeCodec, claude_tool_id, wants_stream
+from proxyd.protocols.claude import (
+    EFFORT_BUDGETS,
+    ClaudeCodec,
+    claude_tool_id,
+    estimate_input_tokens,
+    wants_stream,
+)
 from proxyd.protocols.codec import CodecError
 from proxyd.protocols.registry import codec_for
 from proxyd.protocols.sse import SSEEvent
@@ -104,3 +112,39 @@ def test_late_arguments_of_a_closed_call_are_dropped_not_misplaced() -> None:
         ToolCallStart(0, "a", "f"), ToolCallDelta(0, "{}"), ToolCallEnd(0), ToolCallDelta(0, "junk"),
         Finish(FinishReason.TOOL_CALLS)]) + encoder.close()
     assert b"junk" not in raw
+
+
+_RICH_BODY: dict[str, Any] = {
+    "model": "gpt-5.5", "stream": True, "max_tokens": 300,
+    "system": [{"type": "text", "text": "You are a terse weather bot.", "cache_control": {"type": "ephemeral"}}],
+    "messages": [
+        {"role": "user", "content": [
+            {"type": "text", "text": "What does this look like and what is the weather in Paris?"},
+            {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="}}]},
+        {"role": "assistant", "content": [
+            {"type": "text", "text": "Let me check."},
+            {"type": "tool_use", "id": "toolu_abc123", "name": "get_weather", "input": {"city": "Paris"}}]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_abc123",
+                                      "content": "18C and sunny"}]},
+        {"role": "user", "content": "Thanks. And in Rome?"}],
+    "tools": [
+        {"name": "get_weather", "description": "Get the weather", "input_schema": {
+            "type": "object", "properties": {"city": {"type": "string"}, "unit": {"type": "string",
+                                                                                  "enum": ["c", "f"]}},
+            "required": ["city"]}},
+        {"name": "get_time", "description": "Get the time", "input_schema": {"type": "object", "properties": {}}}],
+    "tool_choice": {"type": "auto", "disable_parallel_tool_use": True},
+    "temperature": 0.2, "top_p": 0.9, "stop_sequences": ["END"], "metadata": {"user_id": "user-1"},
+}
+
+
+def test_estimate_input_tokens_matches_the_reference() -> None:
+    """The message_start estimate of translated streams (conformance: 9 basic, 40 with a tool, 119 rich)."""
+    basic = {"model": "m", "max_tokens": 4096,
+             "messages": [{"role": "user", "content": "What is the weather in Paris?"}]}
+    tool = {**basic, "tools": [{"name": "get_weather", "description": "Get the weather", "input_schema": {
+        "type": "object", "properties": {"city": {"type": "string", "description": "City name"}},
+        "required": ["city"]}}]}
+    assert [estimate_input_tokens(b) for b in (basic, tool, _RICH_BODY)] == [9, 40, 119]
+    assert estimate_input_tokens(None) == 0
+    assert estimate_input_tokens({"messages": "nonsense", "tools": [1, None], "system": 5}) == 0
