@@ -20,13 +20,19 @@ Lossy edges (what Chat Completions cannot express, and what this codec does inst
 - `max_tokens` is what the upstream receives (the widest-supported name; `max_completion_tokens` is read on input
   and wins over `max_tokens`); legacy `function_call` turns get ids `call_legacy_<n>` paired by name;
 - only the first choice of an upstream answer or stream is read (`n` > 1 is forwarded, the extra choices dropped).
+
+Answers are shaped per upstream protocol as the reference shapes them (`SHAPES`: Claude, Codex/Responses, Gemini;
+the full OpenAI shape otherwise), except Gemini's `created: 0` (translation.md §7 quirk 5, fixed per DECISIONS 7).
 """
 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterable, Mapping
 from typing import Any, Literal
+
+import attrs
 
 from proxyd.protocols.base import WireProtocol
 from proxyd.protocols.canonical import (
@@ -866,38 +872,154 @@ def encode_chat_request(request: Request, model: str) -> dict[str, Any]:
     return body
 
 
+# ============================================================================================ answer shapes
+
+
+@attrs.frozen
+class ChatShape:
+    """How a chat answer translated from one upstream protocol looks.
+
+    The reference translates per pair, so its chat answers differ per upstream: which fields are present (or
+    explicitly null), the usage details, how stream chunks are cut. `SHAPES` names the pairs; the default
+    (no context, or an upstream without an entry) is the full OpenAI shape.
+    """
+
+    logprobs: bool = True  # choices carry `logprobs: null`
+    refusal: bool = True  # messages carry `refusal: null`
+    message_nulls: bool = False  # messages carry `reasoning_content` / `tool_calls` as null when absent
+    tools_only_content: str | None = None  # `content` of a message with tool calls and no text
+    native_finish: bool = False  # choices carry `native_finish_reason`
+    native_finish_names: bool = False  # `finish_reason` is the upstream's own value lower-cased (Gemini)
+    usage: Literal["full", "claude", "gemini"] = "full"
+    named_tool_ids: bool = False  # ids minted for the upstream's unnamed calls: `<name>-<unix nanos>-<n>`
+    # streams
+    role_chunk: bool = True  # a first chunk of its own with the role
+    role_chunk_content: bool = True  # … and `content: ""`
+    role_on_deltas: bool = False  # every content / reasoning / tool-call-header delta repeats the role
+    chunk_per_upstream_event: bool = False  # one chunk (every delta key present) per upstream event
+    whole_tool_arguments: bool = False  # a tool call is sent once it ended, with all its arguments
+    finish_with_usage: bool = False  # the finish chunk carries the usage
+    usage_chunk: bool = True  # a `choices: []` usage chunk before [DONE]
+    thinking_break: bool = False  # a "\n\n" reasoning delta closes each run of reasoning (Codex)
+    native_errors: bool = False  # an upstream error event is relayed as {"error": {message, type}} + [DONE]
+    upstream_error_codes: bool = False  # error events: type `server_error`, `code` the upstream's own (Codex)
+
+
+DEFAULT_SHAPE = ChatShape()
+SHAPES: dict[WireProtocol, ChatShape] = {
+    WireProtocol.CLAUDE: ChatShape(
+        logprobs=False, refusal=False, tools_only_content="", usage="claude", role_chunk_content=False,
+        whole_tool_arguments=True, finish_with_usage=True, native_errors=True,
+    ),
+    WireProtocol.OPENAI_RESPONSES: ChatShape(
+        logprobs=False, refusal=False, message_nulls=True, native_finish=True, role_chunk=False,
+        role_on_deltas=True, finish_with_usage=True, usage_chunk=False, thinking_break=True,
+        upstream_error_codes=True,
+    ),
+    WireProtocol.GEMINI: ChatShape(
+        logprobs=False, refusal=False, message_nulls=True, native_finish=True, native_finish_names=True,
+        usage="gemini", named_tool_ids=True, role_chunk=False, role_on_deltas=True, chunk_per_upstream_event=True,
+        finish_with_usage=True, usage_chunk=False,
+    ),
+}
+
+
+def shape_for(context: AnswerContext) -> ChatShape:
+    """The answer shape for the exchange's upstream protocol (the full OpenAI shape when unknown)."""
+    return SHAPES.get(context.source, DEFAULT_SHAPE) if context.source is not None else DEFAULT_SHAPE
+
+
+def usage_for_shape(usage: Usage, shape: ChatShape) -> dict[str, Any]:
+    """Usage in the pair's style: Claude adds cache-creation counts, Gemini names only non-zero details."""
+    if shape.usage == "full":
+        return usage_to_openai(usage)
+    out: dict[str, Any] = {"prompt_tokens": usage.input_tokens, "completion_tokens": usage.output_tokens,
+                           "total_tokens": usage.total}
+    if shape.usage == "claude":
+        out["prompt_tokens_details"] = {"cached_tokens": usage.cached_tokens,
+                                        "cached_creation_tokens": usage.cache_creation_tokens,
+                                        "cache_write_tokens": usage.cache_creation_tokens}
+        return out
+    if usage.cached_tokens:
+        out["prompt_tokens_details"] = {"cached_tokens": usage.cached_tokens}
+    if usage.reasoning_tokens:
+        out["completion_tokens_details"] = {"reasoning_tokens": usage.reasoning_tokens}
+    return out
+
+
+def _finish_for_shape(reason: FinishReason, native: str | None, has_tool_calls: bool, shape: ChatShape,
+                      *, stream: bool) -> tuple[str, str | None]:
+    """(`finish_reason`, `native_finish_reason`) of a choice.
+
+    Gemini: the native value lower-cased (`max_tokens`), `tool_calls` when calls were made; its streams keep the
+    native value in `native_finish_reason`. Others: the OpenAI value; native = the incomplete reason on length.
+    """
+    finish = finish_to_openai(reason, has_tool_calls)
+    if shape.native_finish_names and native:
+        own = native.lower()
+        if not has_tool_calls:
+            finish = own
+        return finish, own if stream else finish
+    if reason is FinishReason.LENGTH and native and native not in ("length", "incomplete"):
+        return finish, native
+    return finish, finish
+
+
+def _minted(call_id: str) -> bool:
+    """An id the upstream decoder made up (the upstream gave none): `call_…` or empty."""
+    return not call_id or call_id.startswith("call_")
+
+
+def named_tool_id(name: str, ordinal: int) -> str:
+    """The reference's id for a Gemini function call without one: `<name>-<unix nanos>-<ordinal from 1>`."""
+    return f"{name}-{time.time_ns()}-{ordinal}"
+
+
 # ============================================================================================ responses
 
 
-def _tool_call_to_openai(part: ToolCallPart) -> dict[str, Any]:
-    return {"id": part.id, "type": "function", "function": {"name": part.name, "arguments": part.arguments}}
+def _tool_call_to_openai(part: ToolCallPart, call_id: str | None = None) -> dict[str, Any]:
+    return {"id": call_id or part.id, "type": "function",
+            "function": {"name": part.name, "arguments": part.arguments}}
 
 
-def encode_chat_response(response: Response, model: str) -> dict[str, Any]:
+def encode_chat_response(response: Response, model: str, shape: ChatShape = DEFAULT_SHAPE) -> dict[str, Any]:
     """A canonical Response → a `chat.completion` object for the client that asked for `model`."""
     texts = [p.text for p in response.content if isinstance(p, TextPart)]
     thinking = [p.text for p in response.content if isinstance(p, ThinkingPart) and p.text and not p.redacted]
     calls = [p for p in response.content if isinstance(p, ToolCallPart)]
     images = [p for p in response.content if isinstance(p, ImagePart)]
-    message: dict[str, Any] = {"role": "assistant", "content": "".join(texts) if texts or not calls else None,
-                               "refusal": None}
-    if thinking:
-        message["reasoning_content"] = "".join(thinking)
+    content: str | None = "".join(texts) if texts or not calls else shape.tools_only_content
+    message: dict[str, Any] = {"role": "assistant", "content": content}
+    if shape.refusal:
+        message["refusal"] = None
+    if thinking or shape.message_nulls:
+        message["reasoning_content"] = "".join(thinking) if thinking else None
     if calls:
-        message["tool_calls"] = [_tool_call_to_openai(c) for c in calls]
+        message["tool_calls"] = [
+            _tool_call_to_openai(c, named_tool_id(c.name, n) if shape.named_tool_ids and _minted(c.id) else None)
+            for n, c in enumerate(calls, 1)]
+    elif shape.message_nulls:
+        message["tool_calls"] = None
     if images:
         message["images"] = [{"type": "image_url", "image_url": _image_to_openai(img)["image_url"], "index": i}
                              for i, img in enumerate(images)]
+    finish, native = _finish_for_shape(response.finish_reason, response.native_finish_reason, bool(calls), shape,
+                                       stream=False)
+    choice: dict[str, Any] = {"index": 0, "message": message, "finish_reason": finish}
+    if shape.logprobs:
+        choice["logprobs"] = None
+    if shape.native_finish:
+        choice["native_finish_reason"] = native
     out: dict[str, Any] = {
         "id": chat_id(response.id),
         "object": "chat.completion",
         "created": response.created or now(),
         "model": model,
-        "choices": [{"index": 0, "message": message, "logprobs": None,
-                     "finish_reason": finish_to_openai(response.finish_reason, bool(calls))}],
+        "choices": [choice],
     }
     if response.usage is not None:
-        out["usage"] = usage_to_openai(response.usage)
+        out["usage"] = usage_for_shape(response.usage, shape)
     return out
 
 
@@ -1127,13 +1249,16 @@ class ChatStreamDecoder:
 class ChatStreamEncoder:
     """Canonical stream events → `chat.completion.chunk` frames in the order the openai SDK expects.
 
-    Role chunk first, content / reasoning_content / tool_call deltas, one finish chunk, a usage chunk with
-    `choices: []` whenever usage is known, then `data: [DONE]` from close(). `encode_chunks` / `close_chunks`
-    expose the chunk objects before framing (the legacy completions encoder maps them).
+    Default shape: role chunk first, content / reasoning_content / tool_call deltas, one finish chunk, a usage
+    chunk with `choices: []` whenever usage is known, then `data: [DONE]` from close(). The upstream's
+    `ChatShape` (from the context) changes the cut: e.g. Gemini answers get one chunk per upstream event, which
+    `flush()` (called by the rewriter after each upstream event) emits. `encode_chunks` / `close_chunks` expose
+    the chunk objects before framing (the legacy completions encoder maps them).
     """
 
     def __init__(self, *, model: str, context: AnswerContext = NO_CONTEXT) -> None:
         self.context = context
+        self.shape = shape_for(context)
         self.model = model
         self.id = new_id(CHAT_ID_PREFIX)
         self.created = 0
@@ -1142,13 +1267,35 @@ class ChatStreamEncoder:
         self._closed = False
         self._saw_tool = False
         self._tools: dict[int, int] = {}  # canonical index → OpenAI index
+        self._whole: dict[int, dict[str, Any]] = {}  # whole_tool_arguments: calls not sent yet
         self._usage: Usage | None = None
+        self._held: tuple[str, str | None] | None = None  # finish_with_usage: (finish, native) not sent yet
+        self._pending: dict[str, Any] | None = None  # chunk_per_upstream_event: this event's delta
+        self._pending_finish: tuple[str, str | None] | None = None
+        self._thinking = False  # thinking_break: reasoning text sent since the last break
+        self._fresh_usage = False  # chunk_per_upstream_event: usage came with the current upstream event
+        self._usage_sent: Usage | None = None  # the usage a finish chunk carried
 
     # ------------------------------------------------------------------ chunk objects
 
-    def _chunk(self, delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
-        return {"id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.model,
-                "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]}
+    def _chunk(self, delta: dict[str, Any], finish: str | None = None, native: str | None = None,
+               usage: Usage | None = None) -> dict[str, Any]:
+        choice: dict[str, Any] = {"index": 0, "delta": delta, "finish_reason": finish}
+        if self.shape.logprobs:
+            choice["logprobs"] = None
+        if self.shape.native_finish:
+            choice["native_finish_reason"] = native
+        out = {"id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.model,
+               "choices": [choice]}
+        if usage is not None:
+            out["usage"] = usage_for_shape(usage, self.shape)
+            self._usage_sent = usage
+        return out
+
+    def _delta(self, key: str, value: Any, *, role: bool = True) -> dict[str, Any]:
+        delta: dict[str, Any] = {"role": "assistant"} if role and self.shape.role_on_deltas else {}
+        delta[key] = value
+        return delta
 
     def _ensure_started(self) -> list[dict[str, Any]]:
         if self._started:
@@ -1156,14 +1303,64 @@ class ChatStreamEncoder:
         self._started = True
         if not self.created:
             self.created = now()
-        return [self._chunk({"role": "assistant", "content": ""})]
+        if not self.shape.role_chunk:
+            return []
+        delta: dict[str, Any] = {"role": "assistant"}
+        if self.shape.role_chunk_content:
+            delta["content"] = ""
+        return [self._chunk(delta)]
 
-    def _open_tool(self, index: int, call_id: str, name: str) -> dict[str, Any]:
+    def _tool_id(self, call_id: str, name: str, position: int) -> str:
+        if self.shape.named_tool_ids and _minted(call_id):
+            return named_tool_id(name, position + 1)
+        return call_id or new_id("call_")
+
+    def _open_tool(self, index: int, call_id: str, name: str) -> list[dict[str, Any]]:
         position = len(self._tools)
         self._tools[index] = position
         self._saw_tool = True
-        return self._chunk({"tool_calls": [{"index": position, "id": call_id or new_id("call_"), "type": "function",
-                                            "function": {"name": name, "arguments": ""}}]})
+        header = {"index": position, "id": self._tool_id(call_id, name, position), "type": "function",
+                  "function": {"name": name, "arguments": ""}}
+        if self.shape.whole_tool_arguments:
+            self._whole[index] = header
+            return []
+        if self.shape.chunk_per_upstream_event:
+            self._pending_calls().append(header)
+            return []
+        return [self._chunk(self._delta("tool_calls", [header]))]
+
+    def _pending_delta(self) -> dict[str, Any]:
+        if self._pending is None:
+            self._pending = {"role": "assistant", "content": None, "reasoning_content": None, "tool_calls": None}
+        return self._pending
+
+    def _pending_calls(self) -> list[dict[str, Any]]:
+        delta = self._pending_delta()
+        if delta["tool_calls"] is None:
+            delta["tool_calls"] = []
+        calls: list[dict[str, Any]] = delta["tool_calls"]
+        return calls
+
+    def _add_text(self, key: str, text: str) -> list[dict[str, Any]]:
+        if self.shape.chunk_per_upstream_event:
+            delta = self._pending_delta()
+            delta[key] = (delta[key] or "") + text
+            return []
+        return [self._chunk(self._delta(key, text))]
+
+    def _break_thinking(self) -> list[dict[str, Any]]:
+        if not self._thinking:
+            return []
+        self._thinking = False
+        return [self._chunk(self._delta("reasoning_content", "\n\n"))]
+
+    def _end_whole_tools(self, only: int | None = None) -> list[dict[str, Any]]:
+        out = []
+        for index in sorted(self._whole) if only is None else [only]:
+            header = self._whole.pop(index, None)
+            if header is not None:
+                out.append(self._chunk(self._delta("tool_calls", [header])))
+        return out
 
     def encode_chunks(self, event: StreamEvent) -> list[dict[str, Any]]:
         if self._closed:
@@ -1174,52 +1371,113 @@ class ChatStreamEncoder:
                 if event.created:
                     self.created = event.created
             return self._ensure_started()
+        if isinstance(event, UsageUpdate):
+            self._usage = event.usage
+            self._fresh_usage = True
+            return []
+        if isinstance(event, StreamError):
+            out = [*self.flush_chunks(), self._error_chunk(event)]
+            self._closed = True
+            return out
+        if isinstance(event, ToolCallEnd):
+            return self._end_whole_tools(event.index) if self.shape.whole_tool_arguments else []
+        if isinstance(event, Finish):
+            return self._finish(event)
         if isinstance(event, TextDelta | ThinkingDelta):
             if not event.text:
                 return []
-            key = "content" if isinstance(event, TextDelta) else "reasoning_content"
-            return [*self._ensure_started(), self._chunk({key: event.text})]
-        if isinstance(event, ToolCallStart):
             out = self._ensure_started()
+            if isinstance(event, ThinkingDelta):
+                self._thinking = self.shape.thinking_break
+                return out + self._add_text("reasoning_content", event.text)
+            return out + self._break_thinking() + self._add_text("content", event.text)
+        if isinstance(event, ToolCallStart):
+            out = self._ensure_started() + self._break_thinking()
             if event.index in self._tools:
                 return out
-            return [*out, self._open_tool(event.index, event.id, event.name)]
+            return out + self._open_tool(event.index, event.id, event.name)
         if isinstance(event, ToolCallDelta):
             out = self._ensure_started()
             if event.index not in self._tools:
-                out.append(self._open_tool(event.index, "", ""))
+                out += self._open_tool(event.index, "", "")
             if event.arguments:
-                out.append(self._chunk({"tool_calls": [{"index": self._tools[event.index],
-                                                        "function": {"arguments": event.arguments}}]}))
+                out += self._add_arguments(event.index, event.arguments)
             return out
-        if isinstance(event, UsageUpdate):
-            self._usage = event.usage
-            return []
-        if isinstance(event, Finish):
-            if self._finished:
-                return []
-            self._finished = True
-            return [*self._ensure_started(), self._chunk({}, finish_to_openai(event.reason, self._saw_tool))]
-        if isinstance(event, StreamError):
-            self._closed = True
-            return [openai_error_body(event.status, event.message)]
-        # ThinkingSignature, ToolCallEnd: nothing to send in Chat Completions.
+        # ThinkingSignature: nothing to send in Chat Completions.
         return []
+
+    def _add_arguments(self, index: int, arguments: str) -> list[dict[str, Any]]:
+        if index in self._whole:
+            self._whole[index]["function"]["arguments"] += arguments
+            return []
+        position = self._tools[index]
+        if self.shape.chunk_per_upstream_event:
+            calls = self._pending_calls()
+            entry = next((c for c in calls if c["index"] == position), None)
+            if entry is None:
+                calls.append({"index": position, "function": {"arguments": arguments}})
+            else:
+                entry["function"]["arguments"] += arguments
+            return []
+        return [self._chunk(self._delta("tool_calls", [{"index": position, "function": {"arguments": arguments}}],
+                                        role=False))]
+
+    def _finish(self, event: Finish) -> list[dict[str, Any]]:
+        if self._finished:
+            return []
+        self._finished = True
+        out = [*self._ensure_started(), *self._break_thinking(), *self._end_whole_tools()]
+        finish, native = _finish_for_shape(event.reason, event.native, self._saw_tool, self.shape, stream=True)
+        if self.shape.chunk_per_upstream_event:
+            self._pending_delta()
+            self._pending_finish = (finish, native)
+        elif self.shape.finish_with_usage:
+            self._held = (finish, native)
+        else:
+            out.append(self._chunk({}, finish, native))
+        return out
+
+    def _error_chunk(self, event: StreamError) -> dict[str, Any]:
+        if self.shape.native_errors:
+            error_type = event.type or openai_error_body(event.status, event.message)["error"]["type"]
+            return {"error": {"message": event.message, "type": error_type}}
+        body = openai_error_body(event.status, event.message)
+        if self.shape.upstream_error_codes and event.type:
+            body["error"].update(type="server_error", code=event.type)
+        return body
+
+    def flush_chunks(self) -> list[dict[str, Any]]:
+        """The chunks held back for the end of the current upstream event (merged delta, finish + usage)."""
+        out: list[dict[str, Any]] = []
+        if self._pending is not None:
+            finish, native = self._pending_finish or (None, None)
+            usage = self._usage if finish is not None or self._fresh_usage else None
+            out.append(self._chunk(self._pending, finish, native, usage))
+            self._pending = None
+            self._pending_finish = None
+        self._fresh_usage = False
+        if self._held is not None:
+            finish, native = self._held
+            out.append(self._chunk({}, finish, native, self._usage))
+            self._held = None
+        return out
 
     def close_chunks(self) -> list[dict[str, Any]]:
         """The chunks still owed at a clean end (finish inferred when missing, then usage); not [DONE]."""
         if self._closed:
             return []
-        self._closed = True
         out: list[dict[str, Any]] = []
         if self._started or self._usage is not None:
             out.extend(self._ensure_started())
             if not self._finished:
-                self._finished = True
-                out.append(self._chunk({}, "tool_calls" if self._saw_tool else "stop"))
-            if self._usage is not None:
+                reason = FinishReason.TOOL_CALLS if self._saw_tool else FinishReason.STOP
+                out.extend(self._finish(Finish(reason)))
+            out.extend(self.flush_chunks())
+            # The usage chunk; also when the finish chunk went out before the (final) usage arrived.
+            if self._usage is not None and (self.shape.usage_chunk or self._usage_sent != self._usage):
                 out.append({"id": self.id, "object": "chat.completion.chunk", "created": self.created,
-                            "model": self.model, "choices": [], "usage": usage_to_openai(self._usage)})
+                            "model": self.model, "choices": [], "usage": usage_for_shape(self._usage, self.shape)})
+        self._closed = True
         return out
 
     # ------------------------------------------------------------------ framing
@@ -1229,7 +1487,17 @@ class ChatStreamEncoder:
         return b"".join(frame(json.dumps(c, ensure_ascii=False, separators=(",", ":")).encode()) for c in chunks)
 
     def encode(self, event: StreamEvent) -> bytes:
-        return self._frame(self.encode_chunks(event))
+        was_closed = self._closed
+        out = self._frame(self.encode_chunks(event))
+        if isinstance(event, StreamError) and self.shape.native_errors and not was_closed:
+            out += DONE_FRAME  # the reference ends a relayed Claude error event with [DONE]
+        return out
+
+    def flush(self) -> bytes:
+        """End of one upstream event: what was held to be merged with its other events."""
+        if self._closed:
+            return b""
+        return self._frame(self.flush_chunks())
 
     def close(self) -> bytes:
         if self._closed:
@@ -1239,8 +1507,9 @@ class ChatStreamEncoder:
     def error(self, status: int, message: str) -> bytes:
         if self._closed:
             return b""
+        out = self._frame(self.flush_chunks())
         self._closed = True
-        return self._frame([openai_error_body(status, message)])
+        return out + self._frame([openai_error_body(status, message)])
 
 
 # ============================================================================================ the codec
@@ -1280,7 +1549,7 @@ class OpenAIChatCodec:
     def encode_response(
         self, response: Response, *, model: str, context: AnswerContext = NO_CONTEXT
     ) -> dict[str, Any]:
-        return encode_chat_response(response, model)
+        return encode_chat_response(response, model, shape_for(context))
 
     def stream_encoder(self, *, model: str, context: AnswerContext = NO_CONTEXT) -> ChatStreamEncoder:
         return ChatStreamEncoder(model=model, context=context)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 DEFAULT_PROMPT = "Complete this:"
@@ -25,8 +26,9 @@ def completions_request_to_chat(body: dict[str, Any]) -> dict[str, Any]:
         "model": body.get("model", ""),
         "messages": [{"role": "user", "content": _prompt_text(body.get("prompt"))}],
     }
-    if isinstance(body.get("max_tokens"), int | float) and not isinstance(body.get("max_tokens"), bool):
-        chat["max_tokens"] = int(body["max_tokens"])
+    max_tokens = body.get("max_tokens")
+    if isinstance(max_tokens, int | float) and not isinstance(max_tokens, bool) and math.isfinite(max_tokens):
+        chat["max_tokens"] = int(max_tokens)
     for name in _FLOAT_FIELDS:
         value = body.get(name)
         if isinstance(value, int | float) and not isinstance(value, bool):
@@ -87,7 +89,10 @@ def chat_chunk_to_completion(chunk: dict[str, Any]) -> dict[str, Any] | None:
         text = delta.get("content") if isinstance(delta, dict) else None
         if not text and choice.get("finish_reason") is None:
             continue
-        choices.append(_choice_from_chat(choice, text or ""))
+        mapped = _choice_from_chat(choice, text or "")
+        if mapped["finish_reason"] is None:
+            mapped["finish_reason"] = ""  # the reference's mid-stream value
+        choices.append(mapped)
     usage = chunk.get("usage")
     if not choices and usage is None:
         return None

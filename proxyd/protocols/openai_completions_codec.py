@@ -16,7 +16,7 @@ from typing import Any
 from proxyd.protocols.base import WireProtocol
 from proxyd.protocols.canonical import Request, Response
 from proxyd.protocols.codec import NO_CONTEXT, AnswerContext, CodecError, StreamDecoder
-from proxyd.protocols.openai_chat import ChatStreamEncoder, OpenAIChatCodec, encode_chat_response
+from proxyd.protocols.openai_chat import ChatStreamEncoder, OpenAIChatCodec, encode_chat_response, shape_for
 from proxyd.protocols.openai_completions import (
     chat_chunk_to_completion,
     chat_response_to_completion,
@@ -33,7 +33,6 @@ def _legacy_choices(completion: dict[str, Any]) -> dict[str, Any]:
         reason = choice.get("finish_reason")
         if isinstance(reason, str):
             choice["finish_reason"] = _LEGACY_FINISH.get(reason, reason)
-        choice.setdefault("logprobs", None)
     return completion
 
 
@@ -68,7 +67,8 @@ class OpenAICompletionsCodec:
     def encode_response(
         self, response: Response, *, model: str, context: AnswerContext = NO_CONTEXT
     ) -> dict[str, Any]:
-        return _legacy_choices(chat_response_to_completion(encode_chat_response(response, model)))
+        chat = encode_chat_response(response, model, shape_for(context))
+        return _legacy_choices(chat_response_to_completion(chat))
 
     def stream_encoder(self, *, model: str, context: AnswerContext = NO_CONTEXT) -> CompletionsStreamEncoder:
         return CompletionsStreamEncoder(model=model, context=context)

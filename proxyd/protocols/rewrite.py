@@ -204,7 +204,9 @@ class CanonicalRewriter:
         return json.dumps(encoded, ensure_ascii=False).encode()
 
     def event(self, event: SSEEvent) -> bytes:
-        return b"".join(self._encoder.encode(c) for c in self._seen(self._decoder.decode(event)))
+        out = b"".join(self._encoder.encode(c) for c in self._seen(self._decoder.decode(event)))
+        flush = getattr(self._encoder, "flush", None)  # encoders that merge one upstream event's pieces
+        return out + flush() if flush is not None else out
 
     def done(self) -> bytes:
         tail = b"".join(self._encoder.encode(c) for c in self._seen(self._decoder.close()))

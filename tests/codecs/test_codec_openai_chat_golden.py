@@ -3,6 +3,8 @@
 Each file is `{"name", "direction", "input", "expected"}` (optionally `"codec": "openai-completions"`).
 Canonical values are written as `{"_type": "<class>", ...}` with default fields left out (see openai_chat_support);
 generated ids and timestamps are written as placeholders (`"<chatcmpl-*>"`, `"<int>"`, `"<id>"`).
+Client-side cases may name the upstream protocol (`"source": "claude"`…): answers are then shaped for that pair.
+In `stream_encode`, an item that is a list is one upstream event's events (the encoder is flushed after each item).
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ from typing import Any
 import pytest
 from openai_chat_support import build, dump, matches, sse_payloads
 
-from proxyd.protocols.codec import CodecError
+from proxyd.protocols.base import WireProtocol
+from proxyd.protocols.codec import NO_CONTEXT, AnswerContext, CodecError
 from proxyd.protocols.openai_chat import OpenAIChatCodec
 from proxyd.protocols.openai_completions_codec import OpenAICompletionsCodec
 from proxyd.protocols.sse import SSEEvent
@@ -25,6 +28,11 @@ CASES = sorted(GOLDEN.glob("*.json"))
 
 def _codec(case: dict[str, Any]) -> Any:
     return OpenAICompletionsCodec() if case.get("codec") == "openai-completions" else OpenAIChatCodec()
+
+
+def _context(given: dict[str, Any]) -> AnswerContext:
+    source = given.get("source")
+    return AnswerContext(source=WireProtocol(source)) if source else NO_CONTEXT
 
 
 def _run(case: dict[str, Any]) -> Any:
@@ -42,19 +50,23 @@ def _run(case: dict[str, Any]) -> Any:
     if direction == "decode_response":
         return dump(codec.decode_response(given))
     if direction == "encode_response":
-        return codec.encode_response(build(given["response"]), model=given.get("model", "alias"))
+        return codec.encode_response(build(given["response"]), model=given.get("model", "alias"),
+                                     context=_context(given))
     if direction == "stream_decode":
         decoder = codec.stream_decoder()
         events = [e for data in given for e in decoder.decode(SSEEvent(data=data.encode()))]
         return dump(events + decoder.close())
     if direction == "stream_encode":
-        encoder = codec.stream_encoder(model=given.get("model", "alias"))
+        encoder = codec.stream_encoder(model=given.get("model", "alias"), context=_context(given))
         raw = b""
         for item in given["events"]:
-            if item.get("_call") == "error":
+            if isinstance(item, list):
+                raw += b"".join(encoder.encode(build(e)) for e in item)
+            elif item.get("_call") == "error":
                 raw += encoder.error(item["status"], item["message"])
             else:
                 raw += encoder.encode(build(item))
+            raw += encoder.flush()
         raw += encoder.close()
         return sse_payloads(raw)
     raise AssertionError(f"unknown direction {direction}")

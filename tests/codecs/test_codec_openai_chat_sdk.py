@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import attrs
@@ -30,6 +31,7 @@ from proxyd.protocols.canonical import (
     Usage,
     UsageUpdate,
 )
+from proxyd.protocols.codec import NO_CONTEXT, AnswerContext
 from proxyd.protocols.openai_chat import OpenAIChatCodec
 from proxyd.protocols.openai_completions_codec import OpenAICompletionsCodec
 
@@ -77,20 +79,53 @@ SCENARIOS = [
 ]
 
 
-def _encode(events: tuple[StreamEvent, ...], codec: Any = None) -> list[bytes]:
-    encoder = (codec or OpenAIChatCodec()).stream_encoder(model="client-model")
-    chunks = [encoder.encode(e) for e in events]
+# The upstream protocols whose answer shapes differ (None: the default, full OpenAI shape).
+SOURCES = [None, WireProtocol.CLAUDE, WireProtocol.OPENAI_RESPONSES, WireProtocol.GEMINI]
+SOURCE_IDS = ["default", "from_claude", "from_codex", "from_gemini"]
+
+
+def _context(source: WireProtocol | None) -> AnswerContext:
+    return AnswerContext(source=source) if source is not None else NO_CONTEXT
+
+
+def _encode(events: tuple[StreamEvent, ...], codec: Any = None, source: WireProtocol | None = None) -> list[bytes]:
+    encoder = (codec or OpenAIChatCodec()).stream_encoder(model="client-model", context=_context(source))
+    chunks = []
+    for event in events:  # each canonical event as its own upstream event (flushed)
+        chunks.append(encoder.encode(event) + encoder.flush())
     chunks.append(encoder.close())
     return [c for c in chunks if c]
+
+
+def _expected_thinking(thinking: str, source: WireProtocol | None) -> str:
+    """Codex reasoning reaches chat streams with a closing "\\n\\n" delta (the reference's shape)."""
+    return thinking + "\n\n" if thinking and source is WireProtocol.OPENAI_RESPONSES else thinking
+
+
+def _same_tools(got: tuple[tuple[str, str, Any], ...], want: tuple[tuple[str, str, Any], ...],
+                source: WireProtocol | None) -> bool:
+    """Tool calls equal; ids the upstream never gave (`call_…`) are `<name>-<nanos>-<n>` from Gemini."""
+    if len(got) != len(want):
+        return False
+    for n, ((gid, gname, gargs), (wid, wname, wargs)) in enumerate(zip(got, want, strict=True), 1):
+        if (gname, gargs) != (wname, wargs):
+            return False
+        if source is WireProtocol.GEMINI and wid.startswith("call_"):
+            if not re.fullmatch(rf"{re.escape(wname)}-\d{{19}}-{n}", gid):
+                return False
+        elif gid != wid:
+            return False
+    return True
 
 
 def _client(srv: ReplayServer) -> openai.AsyncOpenAI:
     return openai.AsyncOpenAI(base_url=srv.url + "/v1", api_key="x", max_retries=0)
 
 
+@pytest.mark.parametrize("source", SOURCES, ids=SOURCE_IDS)
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=[s.name for s in SCENARIOS])
-async def test_sdk_create_stream(scenario: Scenario) -> None:
-    async with ReplayServer(_encode(scenario.events)) as srv:
+async def test_sdk_create_stream(scenario: Scenario, source: WireProtocol | None) -> None:
+    async with ReplayServer(_encode(scenario.events, source=source)) as srv:
         client = _client(srv)
         stream = await client.chat.completions.create(model="client-model", messages=MESSAGES, stream=True)
         text, thinking, finish, usage = "", "", None, None
@@ -120,16 +155,17 @@ async def test_sdk_create_stream(scenario: Scenario) -> None:
         await client.close()
     assert len(ids) == 1 and next(iter(ids))  # one id, the upstream's when it gave one
     assert text == scenario.text
-    assert thinking == scenario.thinking
+    assert thinking == _expected_thinking(scenario.thinking, source)
     got_tools = tuple((t["id"], t["name"], json.loads(t["arguments"])) for _, t in sorted(tools.items()))
-    assert got_tools == scenario.tools
+    assert _same_tools(got_tools, scenario.tools, source), got_tools
     assert finish == scenario.finish
     assert usage == scenario.usage
 
 
+@pytest.mark.parametrize("source", SOURCES, ids=SOURCE_IDS)
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=[s.name for s in SCENARIOS])
-async def test_sdk_stream_helper_final_completion(scenario: Scenario) -> None:
-    async with ReplayServer(_encode(scenario.events)) as srv:
+async def test_sdk_stream_helper_final_completion(scenario: Scenario, source: WireProtocol | None) -> None:
+    async with ReplayServer(_encode(scenario.events, source=source)) as srv:
         client = _client(srv)
         async with client.chat.completions.stream(model="client-model", messages=MESSAGES) as stream:
             async for _ in stream:
@@ -144,7 +180,7 @@ async def test_sdk_stream_helper_final_completion(scenario: Scenario) -> None:
     assert (choice.message.content or "") == scenario.text
     assert choice.finish_reason == scenario.finish
     calls = tuple((c.id, c.function.name, json.loads(c.function.arguments)) for c in choice.message.tool_calls or [])
-    assert calls == scenario.tools
+    assert _same_tools(calls, scenario.tools, source), calls
     if scenario.usage is None:
         assert final.usage is None
     else:
@@ -199,11 +235,15 @@ RESPONSES = [
 ]
 
 
+@pytest.mark.parametrize("source", SOURCES, ids=SOURCE_IDS)
 @pytest.mark.parametrize(("response", "text", "thinking", "tools", "finish"), RESPONSES,
                          ids=["text", "thinking_tools", "tools_only", "length"])
 async def test_sdk_non_stream(response: Response, text: str | None, thinking: str | None,
-                              tools: tuple[Any, ...], finish: str) -> None:
-    body = json.dumps(OpenAIChatCodec().encode_response(response, model="client-model")).encode()
+                              tools: tuple[Any, ...], finish: str, source: WireProtocol | None) -> None:
+    body = json.dumps(OpenAIChatCodec().encode_response(response, model="client-model",
+                                                        context=_context(source))).encode()
+    if text is None and source is WireProtocol.CLAUDE:
+        text = ""  # from Claude, a tool-calls-only message has `content: ""`
     async with ReplayServer(body, content_type="application/json") as srv:
         client = _client(srv)
         completion = await client.chat.completions.create(model="client-model", messages=MESSAGES)
@@ -215,22 +255,25 @@ async def test_sdk_non_stream(response: Response, text: str | None, thinking: st
     assert message.role == "assistant"
     assert message.content == text
     assert getattr(message, "reasoning_content", None) == thinking
-    assert tuple((c.id, c.function.name, json.loads(c.function.arguments)) for c in message.tool_calls or []) == tools
+    calls = tuple((c.id, c.function.name, json.loads(c.function.arguments)) for c in message.tool_calls or [])
+    assert _same_tools(calls, tools, source), calls
     assert completion.choices[0].finish_reason == finish
     if response.usage is not None:
         assert completion.usage is not None
         assert completion.usage.prompt_tokens == 11 and completion.usage.total_tokens == 18
         assert completion.usage.prompt_tokens_details is not None
         assert completion.usage.prompt_tokens_details.cached_tokens == 3
-        assert completion.usage.completion_tokens_details is not None
-        assert completion.usage.completion_tokens_details.reasoning_tokens == 2
+        if source is not WireProtocol.CLAUDE:  # Claude reports no reasoning tokens
+            assert completion.usage.completion_tokens_details is not None
+            assert completion.usage.completion_tokens_details.reasoning_tokens == 2
 
 
 # ---------------------------------------------------------------------------------------- legacy completions
 
+@pytest.mark.parametrize("source", SOURCES, ids=SOURCE_IDS)
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=[s.name for s in SCENARIOS])
-async def test_sdk_completions_stream(scenario: Scenario) -> None:
-    async with ReplayServer(_encode(scenario.events, OpenAICompletionsCodec())) as srv:
+async def test_sdk_completions_stream(scenario: Scenario, source: WireProtocol | None) -> None:
+    async with ReplayServer(_encode(scenario.events, OpenAICompletionsCodec(), source)) as srv:
         client = _client(srv)
         stream = await client.completions.create(model="client-model", prompt="hi", stream=True)
         text, finish, usage = "", None, None
