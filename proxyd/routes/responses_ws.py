@@ -24,7 +24,8 @@ import weakref
 from typing import Any
 
 import structlog
-from aiohttp import WSCloseCode, WSMsgType, web
+from aiohttp import WSCloseCode, WSMsgType, hdrs, web
+from multidict import CIMultiDict
 
 from proxyd.http.errors import ProxyError
 from proxyd.http.request_id import request_id_of
@@ -40,10 +41,38 @@ log = structlog.get_logger(__name__)
 HEARTBEAT_SECONDS = 30.0
 QUEUED_MESSAGES = 8
 TURN_STATE_HEADER = "x-codex-turn-state"
+CODEX_BACKEND_PATH = "/backend-api/codex/responses"
 
 WS_SOCKETS = web.AppKey("proxyd.responses_ws_sockets", weakref.WeakSet)  # open sockets, closed on shutdown
 
+_HANDSHAKE_HEADERS = frozenset({"upgrade", "connection", "sec-websocket-key", "sec-websocket-version",
+                                "sec-websocket-extensions", "sec-websocket-protocol", "accept"})
 _CLOSE_TYPES = frozenset({WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR})
+
+
+class _UpgradeResponse(web.WebSocketResponse):
+    """A WebSocketResponse whose 101 says `Connection: Upgrade` (the spelling of RFC 6455 and of the reference;
+    aiohttp writes `upgrade`), and nothing else that was not asked for."""
+
+    def _pre_start(self, request: web.BaseRequest) -> Any:
+        started = super()._pre_start(request)
+        self.headers[hdrs.CONNECTION] = "Upgrade"
+        return started
+
+    async def _write_headers(self) -> None:
+        # CORS does not apply to WebSockets; the reference's 101 carries only the handshake headers
+        for name in [n for n in self.headers if n.lower().startswith("access-control-")]:
+            del self.headers[name]
+        await super()._write_headers()
+
+
+def _turn_request(request: web.Request) -> web.Request:
+    """The request each turn's pipeline sees: the upgrade request's headers without the handshake ones, asking
+    for an event stream (`Accept: text/event-stream`, as the reference presents a WebSocket turn to providers that
+    forward the client's Accept)."""
+    headers = CIMultiDict((k, v) for k, v in request.headers.items() if k.lower() not in _HANDSHAKE_HEADERS)
+    headers[hdrs.ACCEPT] = "text/event-stream"
+    return request.clone(headers=headers)
 
 
 class _Connection:
@@ -51,6 +80,7 @@ class _Connection:
 
     def __init__(self, request: web.Request, ws: web.WebSocketResponse) -> None:
         self.request = request
+        self.turn_request = _turn_request(request)
         self.ws = ws
         self.conversation = Conversation()
         self.queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=QUEUED_MESSAGES)
@@ -139,11 +169,23 @@ class _Connection:
         if final is not None:
             self.conversation.remember(turn.body, final)
 
+    def drop(self) -> None:
+        """End the connection without a closing handshake, as the reference does after an upstream failure (the
+        client sees the socket go away; Codex CLI reconnects and resends the whole conversation)."""
+        transport = self.request.transport
+        if transport is not None:
+            transport.close()
+
     async def _run_turn(self, body: dict[str, Any]) -> dict[str, Any] | None:
-        """One pipeline run; the completed response object, or None when the turn failed."""
+        """One pipeline run; the completed response object, or None when the turn failed.
+
+        A turn that failed upstream (an error answer after the retries, a mid-stream failure, a cut stream) ends
+        the connection once its error frame is out; errors proxyd makes itself (unknown model, cooldown…) keep it.
+        """
         self.turns += 1
         rid = f"{request_id_of(self.request)}.{self.turns}"
-        exchange = exchange_for(self.request, WireProtocol.OPENAI_RESPONSES, body, stream=True, request_id=rid)
+        exchange = exchange_for(self.turn_request, WireProtocol.OPENAI_RESPONSES, body, stream=True,
+                                request_id=rid)
         exchange.log = exchange.log.bind(transport="websocket", turn=self.turns)
         writer = WebSocketWriterStage(self.send)
         pipeline = pipeline_with(self.request.app, writer)
@@ -151,10 +193,16 @@ class _Connection:
             response = await pipeline.run(exchange)
         except ProxyError as exc:
             await self.send_frame(proxy_error_frame(exc))
+            if exchange.attempts:
+                self.drop()
             return None
         if response is not exchange.response or response.status >= 400:
             await self.send_frame(response_error_frame(response, exchange.last_error))
+            if exchange.attempts:
+                self.drop()
             return None
+        if writer.final is None:
+            self.drop()
         return writer.final
 
 
@@ -168,7 +216,7 @@ async def responses_websocket(request: web.Request) -> web.StreamResponse:
     """The upgrade handler; returns when the socket is closed."""
     runtime = request.app[RUNTIME].current
     authenticate(request, runtime.api_keys)  # 401 in the OpenAI envelope, before any upgrade
-    ws = web.WebSocketResponse(heartbeat=HEARTBEAT_SECONDS, autoping=True,
+    ws = _UpgradeResponse(heartbeat=HEARTBEAT_SECONDS, autoping=True,
                                max_msg_size=max(1, runtime.config.request_body_limit_mb) * 1024 * 1024)
     if not ws.can_prepare(request).ok:
         return await _plain_get(request)
@@ -208,4 +256,5 @@ def add_responses_ws_routes(app: web.Application) -> None:
     """`GET /v1/responses` and the shutdown hook that closes its sockets."""
     app[WS_SOCKETS] = weakref.WeakSet()
     app.router.add_get("/v1/responses", responses_websocket)
+    app.router.add_get(CODEX_BACKEND_PATH, responses_websocket)  # Codex CLI's own path, same service
     app.on_shutdown.append(_close_sockets)

@@ -143,7 +143,7 @@ class Conversation:
 
 def prewarm_frames(body: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """The two locally made frames answering a `generate: false` create, and nothing else."""
-    rid = f"resp_prewarm_{uuid.uuid4().hex}"
+    rid = f"resp_{uuid.uuid4()}"
     created_at = int(time.time())
     base: dict[str, Any] = {"id": rid, "object": "response", "created_at": created_at}
     model = body.get("model")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import json
 import re
 from typing import Any
@@ -139,6 +140,18 @@ def observe_body(content_type: str, raw: bytes, *, broken: bool) -> dict[str, An
     return {"type": "text", "value": text + ("<transport error>" if broken else "")}
 
 
+MODEL_LIST_PATHS = {"/v1/models": ("data", "id"), "/v1beta/models": ("models", "name")}
+
+
+def sort_model_list(request: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
+    """FORMAT.md §2: the recorder sorts GET /v1/models `data` by id and /v1beta/models `models` by name."""
+    key = MODEL_LIST_PATHS.get(str(request.get("path", "")).split("?", 1)[0])
+    value = body.get("value")
+    if request.get("method") == "GET" and key and isinstance(value, dict) and isinstance(value.get(key[0]), list):
+        value[key[0]] = sorted(value[key[0]], key=lambda m: str(m.get(key[1], "")) if isinstance(m, dict) else "")
+    return body
+
+
 async def play_http(session: aiohttp.ClientSession, base: str, request: dict[str, Any], work: str) -> dict[str, Any]:
     """Send one HTTP step and return the observed ``{status, headers, body}``."""
     headers: dict[str, str] = {"User-Agent": "cpa-e2e/1"}
@@ -173,7 +186,8 @@ async def play_http(session: aiohttp.ClientSession, base: str, request: dict[str
             return {
                 "status": resp.status,
                 "headers": kept_headers(resp.headers),
-                "body": observe_body(resp.headers.get("Content-Type", ""), b"".join(chunks), broken=broken),
+                "body": sort_model_list(request, observe_body(resp.headers.get("Content-Type", ""),
+                                                              b"".join(chunks), broken=broken)),
             }
     except TimeoutError:
         return {"status": 0, "headers": {}, "body": {"type": "text", "value": "<client error: timeout>"}}
@@ -181,42 +195,104 @@ async def play_http(session: aiohttp.ClientSession, base: str, request: dict[str
         return {"status": 0, "headers": {}, "body": {"type": "text", "value": "<client error: connection>"}}
 
 
-async def play_ws(session: aiohttp.ClientSession, base: str, request: dict[str, Any]) -> dict[str, Any]:
-    """Play one WebSocket step: connect, send each frame, read until a terminal frame, close or 10 s."""
-    headers = {"User-Agent": "cpa-e2e/1"}
-    headers.update(dict(auth_headers(request.get("auth", "None"))))
-    for name, value in request.get("headers") or []:
-        headers[name] = value
-    url = "ws" + base[len("http") :] + request["path"]
+WS_READ_SECONDS = 10.0
+WS_TRAILING_SECONDS = 0.25  # after a terminal frame the recorder keeps listening briefly for more frames or a close
+_REFUSED: contextvars.ContextVar[dict[str, bytes]] = contextvars.ContextVar("refused_upgrade_body")
+
+
+class _UpgradeResponse(aiohttp.ClientResponse):
+    """Keeps the body of a refused upgrade (aiohttp's handshake error carries only status and headers)."""
+
+    async def start(self, connection: Any) -> aiohttp.ClientResponse:
+        resp = await super().start(connection)
+        if self.status != 101:
+            holder = _REFUSED.get(None)
+            body = await self.read()
+            if holder is not None:
+                holder["body"] = body
+        return resp
+
+
+def _refused_body(raw: bytes) -> dict[str, Any]:
+    """A refused upgrade's body as the recorder saw it: JSON, empty or text."""
+    text = raw.decode("utf-8", "replace")
     try:
-        ws = await session.ws_connect(
-            url, headers=headers, autoclose=False, timeout=aiohttp.ClientWSTimeout(ws_close=2)
-        )
-    except aiohttp.WSServerHandshakeError as exc:
-        return {"status": exc.status, "headers": kept_headers(exc.headers or {}), "body": {"type": "empty"}}
-    frames: list[Any] = []
-    close: str | None = None
-    async with ws:
-        for message in request.get("messages") or []:
-            await ws.send_str(json.dumps(message, separators=(",", ":")))
-            while True:
-                try:
-                    msg = await ws.receive(timeout=10)
-                except TimeoutError:
-                    frames.append({"timeout": True})
-                    break
-                if msg.type == aiohttp.WSMsgType.TEXT:
+        return {"type": "json", "value": json.loads(text)}
+    except ValueError:
+        return {"type": "empty"} if not text else {"type": "text", "value": text}
+
+
+def _ws_headers(request: dict[str, Any]) -> dict[str, str]:
+    headers = {"User-Agent": "cpa-e2e/1"}
+    for name, value in [*auth_headers(request.get("auth", "None")), *(request.get("headers") or [])]:
+        for existing in [k for k in headers if k.lower() == name.lower()]:
+            del headers[existing]
+        headers[name] = value
+    return headers
+
+
+def _close_text(msg: aiohttp.WSMessage) -> str:
+    """How the socket ended: ``<code> <reason>`` for a close frame, ``no-frame`` for an empty one, ``abnormal`` for
+    a connection that went away without a close frame (or broke)."""
+    if msg.type == aiohttp.WSMsgType.CLOSE:
+        code = msg.data
+        if not code or code == aiohttp.WSCloseCode.NO_STATUS_RECEIVED:
+            return "no-frame"
+        return f"{int(code)} {msg.extra or ''}"
+    return "abnormal"
+
+
+async def play_ws(session: aiohttp.ClientSession, base: str, request: dict[str, Any]) -> dict[str, Any]:
+    """Play one WebSocket step as the recorder did (FORMAT.md §2): connect (a refused upgrade reports its HTTP
+    status, kept headers and body), send each frame and read until a terminal frame — then 250 ms more for
+    trailing frames or a close —, a close, or 10 s; the 101's kept headers are recorded."""
+    url = "ws" + base[len("http") :] + request["path"]
+    holder: dict[str, bytes] = {}
+    token = _REFUSED.set(holder)
+    ws_session = aiohttp.ClientSession(response_class=_UpgradeResponse, skip_auto_headers=("Accept-Encoding",))
+    try:
+        try:
+            ws = await ws_session.ws_connect(
+                url, headers=_ws_headers(request), autoclose=False, autoping=True,
+                timeout=aiohttp.ClientWSTimeout(ws_close=2),
+            )
+        except aiohttp.WSServerHandshakeError as exc:
+            return {"status": exc.status, "headers": kept_headers(exc.headers or {}),
+                    "body": _refused_body(holder.get("body", b""))}
+        headers = kept_headers(ws._response.headers) if ws._response is not None else {}
+        frames: list[Any] = []
+        close: str | None = None
+        async with ws:
+            for message in request.get("messages") or []:
+                await ws.send_str(json.dumps(message, separators=(",", ":"), ensure_ascii=False))
+                terminal = False
+                while True:
                     try:
-                        frame = json.loads(msg.data)
-                    except ValueError:
-                        frame = msg.data
-                    frames.append(frame)
-                    if isinstance(frame, dict) and frame.get("type") in TERMINAL_FRAMES:
+                        msg = await ws.receive(timeout=WS_TRAILING_SECONDS if terminal else WS_READ_SECONDS)
+                    except TimeoutError:
+                        if not terminal:
+                            frames.append({"timeout": True})
+                            close = close or ""
                         break
-                    continue
-                closed = msg.type == aiohttp.WSMsgType.CLOSE
-                close = f"{msg.data} {msg.extra or ''}".strip() if closed else "abnormal"
-                break
-            if close is not None:
-                break
-    return {"status": 101, "headers": {}, "body": {"type": "ws", "frames": frames, "close": close}}
+                    if msg.type == aiohttp.WSMsgType.TEXT:
+                        try:
+                            frame = json.loads(msg.data)
+                        except ValueError:
+                            frame = msg.data
+                        frames.append(frame)
+                        terminal = terminal or (isinstance(frame, dict) and frame.get("type") in TERMINAL_FRAMES)
+                        continue
+                    if msg.type == aiohttp.WSMsgType.BINARY:
+                        frames.append({"binary": bytes(msg.data).hex()})
+                        continue
+                    if msg.type in (aiohttp.WSMsgType.PING, aiohttp.WSMsgType.PONG):
+                        continue
+                    close = _close_text(msg)
+                    break
+                if close is not None:
+                    break
+        return {"status": 101, "headers": headers,
+                "body": {"type": "ws", "frames": frames, "close": close or None}}
+    finally:
+        _REFUSED.reset(token)
+        await ws_session.close()

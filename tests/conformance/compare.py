@@ -253,6 +253,15 @@ def _set(node: Any, tokens: list[str], value: Any, *, wild: bool = False) -> Non
     wild = wild or head == "*"
     keys: list[Any]
     if isinstance(node, list):
+        if head.isdigit() and not rest and not wild:
+            index = int(head)
+            if value == "<absent>" and index < len(node):
+                del node[index]  # an element the golden has and we (by decision) do not
+            elif index == len(node) and value != "<absent>":
+                node.append(value)  # an element we add at the end (an extra frame, an extra attempt)
+            elif index < len(node):
+                node[index] = value
+            return
         keys = list(range(len(node))) if head == "*" else [int(head)] if head.isdigit() else []
         keys = [k for k in keys if k < len(node)]
     elif isinstance(node, dict):

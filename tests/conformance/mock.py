@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiohttp import web
+from aiohttp import WSMsgType, web
 
 FAMILIES = ("anthropic", "codex", "gemini", "compat")
 CREATED = 1700000000
@@ -552,6 +552,35 @@ def mid_stream_error(family: str, op: str, after: int) -> bytes:
     return _sse(err)
 
 
+WS_FRAME_PACE = 0.015
+
+
+def ws_reply_frames(step: Step, frame: Any) -> tuple[list[Any], str | None]:
+    """The frames answering one upstream WebSocket request and how the socket ends afterwards (None: stays open,
+    ``abort``: dropped, ``clean``: closed 1000 "mock done")."""
+    reply = step.reply
+    model = frame.get("model", "") if isinstance(frame, dict) else ""
+    model = model if isinstance(model, str) else ""
+    tool = first_tool_name(frame)
+    if reply.kind == "error":
+        body = reply.body if reply.body is not None else compat_error(reply.status)
+        out: dict[str, Any] = {"type": "error", "status": reply.status, "error": body.get("error")}
+        extra = {**step.headers, **reply.headers}
+        if extra:
+            out["headers"] = extra
+        return [out], None
+    if reply.kind == "raw":
+        return [reply.body if isinstance(reply.body, str) else json.dumps(reply.body)], None
+    events: list[Any] = list(codex_event_objects(model, tool, reply.content))
+    if reply.kind == "cut":
+        return events[: reply.after], "abort" if reply.abort else "clean"
+    if reply.kind == "stream_error":
+        failed = {"type": "response.failed", "response": {"status": "failed", "error": {
+            "code": "server_error", "message": "mock mid-stream error"}}}
+        return [*events[: reply.after], failed], None
+    return events, None
+
+
 def first_tool_name(body: Any) -> str:
     """Name of the first tool of a request body, default ``get_weather``."""
     if isinstance(body, dict):
@@ -647,6 +676,8 @@ class MockUpstream:
         path = "/" + segments[2] if family != "unknown" and len(segments) > 2 else request.path
         if family == "unknown":
             path = request.path
+        if request.headers.get("Upgrade", "").lower() == "websocket":
+            return await self._websocket(request, family, path)
         raw = await request.read()
         headers = _record_headers(request)
         body = _parse_body(raw)
@@ -672,6 +703,50 @@ class MockUpstream:
         if op == "count":
             return web.json_response({"totalTokens": 42} if family == "gemini" else {"input_tokens": 42})
         return await self._reply(request, step, family, op, model, stream, first_tool_name(body))
+
+    async def _websocket(self, request: web.Request, family: str, path: str) -> web.StreamResponse:
+        """An upstream Responses WebSocket (Codex): the handshake is logged at once, every text frame received is
+        added to that entry's ``ws_frames``, consumes one script step and is answered with Responses events as
+        separate text frames, WS_FRAME_PACE seconds apart (FORMAT.md §4.1, §4.3)."""
+        headers = _record_headers(request)
+        credential = _credential(headers)
+        entry: dict[str, Any] = {
+            "family": family,
+            "method": request.method,
+            "path": path,
+            "query": request.query_string,
+            "credential": credential,
+            "headers": headers,
+            "body": None,
+            "ws_frames": [],
+        }
+        self.log.append(entry)
+        ws = web.WebSocketResponse(autoping=True)
+        await ws.prepare(request)
+        async for msg in ws:
+            if msg.type != WSMsgType.TEXT:
+                continue
+            frame = _parse_body(msg.data.encode())
+            entry["ws_frames"].append(frame)
+            step = self.script.take(credential)
+            if step.delay_ms:
+                await asyncio.sleep(step.delay_ms / 1000)
+            frames, close = ws_reply_frames(step, frame)
+            for out in frames:
+                await asyncio.sleep(WS_FRAME_PACE)
+                try:
+                    await ws.send_str(out if isinstance(out, str) else json.dumps(out, separators=(",", ":")))
+                except ConnectionError:
+                    return ws
+            if close is None:
+                continue
+            await asyncio.sleep(WS_FRAME_PACE * 4)  # let the proxy forward the last frame first
+            if close == "abort":
+                _abort(request)
+            else:
+                await ws.close(code=1000, message=b"mock done")
+            return ws
+        return ws
 
     @staticmethod
     def _operation(family: str, method: str, path: str, body: Any) -> tuple[str, str, bool]:

@@ -161,6 +161,40 @@ def _route_plan(rest: list[str]) -> Plan:
     return Plan(_script())
 
 
+CODEX_WEBSOCKETS = {"codex-api-key": [{"websockets": True}, {"websockets": True}]}
+WS_ERRORS = {"400": error(400), "401": error(401), "429": error(429, {"Retry-After": "30"}), "500": error(500)}
+
+
+def _ws_plan(rest: list[str]) -> Plan:
+    """``ws.fallback.*`` (HTTP upstream), ``ws.upstream.*`` (profile codex_websockets: the Codex keys speak the
+    upstream WebSocket), ``ws.steering.*`` (the same plus ``codex.response-steering``), ``ws.handshake.*``."""
+    group, name = (rest[0], ".".join(rest[1:])) if rest else ("", "")
+    case = name.rsplit(".", 1)[-1]
+    if group == "fallback" and name.startswith("codex."):
+        case = name[len("codex.") :]
+    reply: Step
+    if case in ("thinking",):
+        reply = always(ok("thinking"))
+    elif case == "tool_roundtrip":
+        reply = once(ok("tool"))
+    elif case.startswith(("upstream_", "error_")) and case[-3:] in WS_ERRORS:
+        reply = always(WS_ERRORS[case[-3:]])
+    elif case in ("stream_cut", "close_clean"):
+        reply = always(Reply(kind="cut", content="text", after=FAMILY_AFTER["codex"], abort=False))
+    elif case == "cut_abort":
+        reply = always(Reply(kind="cut", content="text", after=FAMILY_AFTER["codex"], abort=True))
+    elif case == "mid_error":
+        reply = always(Reply(kind="stream_error", content="text", after=FAMILY_AFTER["codex"]))
+    else:
+        reply = always(ok("text"))
+    plan = Plan(_script(reply))
+    if group in ("upstream", "steering"):
+        plan.key_patches = {k: [dict(p) for p in v] for k, v in CODEX_WEBSOCKETS.items()}
+    if group == "steering":
+        plan.profile = {"codex": {"response-steering": True}}
+    return plan
+
+
 def plan_for(scenario_id: str) -> Plan:
     """The mock script and config profile of a scenario id."""
     parts = scenario_id.split(".")
@@ -176,6 +210,8 @@ def plan_for(scenario_id: str) -> Plan:
         return _err_plan(parts[2], ".".join(parts[3:]))
     if group == "route":
         return _route_plan(parts[1:])
+    if group == "ws":
+        return _ws_plan(parts[1:])
     if group == "history":
         return Plan(_script(always(ok("thinking"))))
     if scenario_id == "models.after_all_keys_unauthorized":
