@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import attrs
 
 from proxyd.config import Config, ConfigChange
@@ -53,18 +55,28 @@ class Runtime:
             file_credentials=file_credentials,
         )
 
-    def updated(self, change: ConfigChange, file_credentials: tuple[Credential, ...] | None = None) -> Runtime:
+    def needs_index(self, change: ConfigChange, file_credentials: tuple[Credential, ...] | None = None) -> bool:
+        """True when `change` means rebuilding the credential set and the model index."""
+        return bool(change.changed & CREDENTIAL_KEYS) or file_credentials is not None
+
+    def updated(self, change: ConfigChange, file_credentials: tuple[Credential, ...] | None = None,
+                index: Index | None = None) -> Runtime:
         """The runtime for `change.new`, rebuilding only what the changed keys touch.
 
-        `file_credentials` (the auth-dir's, when they were rebuilt for this change) replace the current ones.
+        `file_credentials` (the auth-dir's, when they were rebuilt for this change) replace the current ones;
+        `index` is the credential set, registry and unchanged ids already worked out for this change (off the
+        loop, see :meth:`RuntimeHolder.on_config_change`).
         """
         config = change.new
         credentials, registry = self.credentials, self.registry
         files = self.file_credentials if file_credentials is None else file_credentials
-        if change.changed & CREDENTIAL_KEYS or file_credentials is not None:
-            credentials = tuple(credentials_from_config(config)) + files
-            registry = ModelRegistry(credentials, force_model_prefix=config.force_model_prefix)
-            _sync(self.manager, credentials)  # unchanged credentials keep their cooldowns and counts
+        if self.needs_index(change, file_credentials):
+            if index is not None:
+                credentials, registry, unchanged = index
+            else:
+                credentials, registry = build_index(config, files)
+                unchanged = None
+            _sync(self.manager, credentials, unchanged)  # unchanged credentials keep their cooldowns and counts
         selector = self.selector
         if config.routing.strategy != self.selector.name:
             selector = make_selector(config.routing.strategy)
@@ -82,8 +94,23 @@ class Runtime:
                             registry=ModelRegistry(credentials, force_model_prefix=config.force_model_prefix))
 
 
-def _sync(manager: CredentialManager, credentials: tuple[Credential, ...]) -> None:
-    manager.sync(credentials)
+def build_index(config: Config, files: tuple[Credential, ...]) -> tuple[tuple[Credential, ...], ModelRegistry]:
+    """The credential set and model registry of a config (pure: safe to run in a worker thread)."""
+    credentials = tuple(credentials_from_config(config)) + files
+    return credentials, ModelRegistry(credentials, force_model_prefix=config.force_model_prefix)
+
+
+Index = tuple[tuple[Credential, ...], ModelRegistry, frozenset[str]]
+
+
+def _index_off_loop(manager: CredentialManager, config: Config, files: tuple[Credential, ...]) -> Index:
+    credentials, registry = build_index(config, files)
+    return credentials, registry, manager.unchanged(credentials)
+
+
+def _sync(manager: CredentialManager, credentials: tuple[Credential, ...],
+          unchanged: frozenset[str] | None = None) -> None:
+    manager.sync(credentials, unchanged)
     for credential in credentials:
         if "file" in credential.options:  # auth files carry their `disabled` flag: listed, never selected
             state = manager.get(credential.id)
@@ -102,12 +129,21 @@ class RuntimeHolder:
         self.auth_dir = auth_dir
         self.current = Runtime.build(config, file_credentials=auth_dir.credentials() if auth_dir else ())
 
-    def on_config_change(self, change: ConfigChange) -> None:
+    async def on_config_change(self, change: ConfigChange) -> None:
         files = None
         if self.auth_dir is not None and change.changed & AUTH_FILE_KEYS:
             self.auth_dir.reconfigure(change.new)
             files = self.auth_dir.credentials()
-        self.current = self.current.updated(change, files)
+        current = self.current
+        index = None
+        if current.needs_index(change, files):
+            # Thousands of credentials and aliases take tens of milliseconds: built in a worker thread while
+            # requests keep flowing on the current runtime (reloads are serialised by the config store).
+            index = await asyncio.to_thread(
+                _index_off_loop, current.manager, change.new, current.file_credentials if files is None else files)
+        if self.current is not current:  # the auth-dir swapped files meanwhile: build again, on the loop
+            index = None
+        self.current = self.current.updated(change, files, index)
 
     def on_auth_change(self) -> None:
         if self.auth_dir is not None:

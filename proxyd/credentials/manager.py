@@ -59,12 +59,25 @@ class CredentialManager:
 
     # ----------------------------------------------------------------------------------- membership
 
-    def sync(self, credentials: Iterable[Credential]) -> None:
-        """Adopt a new credential set: unchanged ids keep their state, new ones start fresh, gone ones go."""
+    def unchanged(self, credentials: Iterable[Credential]) -> frozenset[str]:
+        """Ids whose credential is equal to the one held now (read-only: may run in a worker thread)."""
+        states = self._states
+        same: set[str] = set()
+        for credential in credentials:
+            old = states.get(credential.id)
+            if old is not None and old.credential == credential:
+                same.add(credential.id)
+        return frozenset(same)
+
+    def sync(self, credentials: Iterable[Credential], unchanged: frozenset[str] | None = None) -> None:
+        """Adopt a new credential set: unchanged ids keep their state, new ones start fresh, gone ones go.
+
+        `unchanged` is :meth:`unchanged` computed beforehand (off the loop) for these credentials."""
         fresh: dict[str, CredentialState] = {}
         for credential in credentials:
             old = self._states.get(credential.id)
-            if old is not None and old.credential == credential:
+            if old is not None and (credential.id in unchanged if unchanged is not None
+                                    else old.credential == credential):
                 fresh[credential.id] = old
             else:
                 fresh[credential.id] = CredentialState(credential=credential)
