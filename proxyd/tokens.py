@@ -48,10 +48,18 @@ def count_text(text: str, encoding: str = "o200k_base") -> int:
     return len(_encoding(encoding).encode(text))
 
 
-def request_text(request: Request) -> str:
-    """Everything in a request that becomes prompt tokens, as one string."""
-    pieces: list[str] = [p.text for p in request.system]
+def request_text(request: Request, *, roles: bool = False) -> str:
+    """Everything in a request that becomes prompt tokens, as one string.
+
+    `roles` counts each message's role too, as the reference does for OpenAI chat-format upstreams (their
+    messages carry a `role` string; Responses input items are counted by content only)."""
+    pieces: list[str] = []
+    if roles and request.system:
+        pieces.append("system")
+    pieces.extend(p.text for p in request.system)
     for message in request.messages:
+        if roles:
+            pieces.append(message.role)
         for part in message.parts:
             if isinstance(part, TextPart | ThinkingPart):
                 pieces.append(part.text)
@@ -69,5 +77,5 @@ def request_text(request: Request) -> str:
     return "\n".join(p for p in pieces if p)
 
 
-def estimate_request_tokens(request: Request, model: str, *, fallback: str = "o200k_base") -> int:
-    return count_text(request_text(request), encoding_name_for(model, fallback=fallback))
+def estimate_request_tokens(request: Request, model: str, *, fallback: str = "o200k_base", roles: bool = False) -> int:
+    return count_text(request_text(request, roles=roles), encoding_name_for(model, fallback=fallback))

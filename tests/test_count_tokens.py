@@ -51,7 +51,10 @@ async def test_claude_count_forwarded_to_gemini(server: Any, fake_gemini: Any) -
 @pytest.mark.parametrize("model", ["compat-model", "codex-model"])
 async def test_claude_count_estimated_locally(server: Any, fake_openai: Any, fake_codex: Any, model: str) -> None:
     total = await _claude_count(server, model)
-    assert total == count_text(PROMPT, "o200k_base" if model == "compat-model" else "cl100k_base")
+    # Chat-format upstreams count each message's role too (the reference: "user\n" + the text); Responses input
+    # items are counted by content only.
+    text = f"user\n{PROMPT}" if model == "compat-model" else PROMPT
+    assert total == count_text(text, "o200k_base" if model == "compat-model" else "cl100k_base")
     assert fake_openai.requests == [] and fake_codex.requests == []  # nothing was sent upstream
 
 

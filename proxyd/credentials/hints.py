@@ -85,3 +85,26 @@ def reset_hint(headers: Mapping[str, str], body: bytes, now: float | None = None
     """The upstream's own reset hint for a failed call, header first, then the body."""
     header = retry_after_header(headers, now)
     return header if header is not None else body_hint(body, now)
+
+
+def error_summary(text: str) -> str:
+    """An upstream error as the reference quotes it in cooldown answers: `<code or type>: <message>`.
+
+    The code is taken when it is a string (OpenAI `rate_limit_exceeded`), else the type (Anthropic
+    `rate_limit_error`); Google's numeric codes add nothing. Text that is not an error envelope is kept as is.
+    """
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return text.strip()
+    error = data.get("error") if isinstance(data, dict) else None
+    if not isinstance(error, dict):
+        return text.strip() if not isinstance(error, str) else error
+    message = error.get("message")
+    if not isinstance(message, str):
+        return text.strip()
+    for key in ("code", "type"):
+        label = error.get(key)
+        if isinstance(label, str) and label:
+            return f"{label}: {message}"
+    return message

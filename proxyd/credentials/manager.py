@@ -18,7 +18,9 @@ from proxyd.credentials.model import Credential
 AUTH_COOLDOWN = 30 * 60.0
 NOT_FOUND_COOLDOWN = 12 * 3600.0
 QUOTA_BACKOFF_CAP = 30 * 60.0
-# Transient failures (408, 5xx, transport): exponential from 1 s, capped at the reference's 1 minute.
+# Transient failures (408, 5xx): exponential from 1 s, capped at the reference's 1 minute. Transport failures
+# (status 0: refused, reset, a body cut short) cool nothing down, as in the reference: the request's retry rounds
+# try the credential again at once.
 TRANSIENT_BACKOFF_CAP = 60.0
 
 
@@ -33,6 +35,7 @@ class ModelState:
     transient_level: int = 0
     last_status: int = 0
     last_error: str = ""
+    failed_at: float = 0.0
 
 
 @attrs.define
@@ -106,6 +109,16 @@ class CredentialManager:
             return None
         return model_state.blocked_until
 
+    def blocking_state(self, credential: Credential, model: str) -> ModelState | None:
+        """The model state that blocks `credential` for `model` now (None when usable or disabled)."""
+        state = self._states.get(credential.id)
+        if state is None or state.disabled:
+            return None
+        model_state = state.models.get(model)
+        if model_state is None or model_state.blocked_until <= self.clock():
+            return None
+        return model_state
+
     def acquire(self, credential: Credential) -> None:
         state = self._state(credential)
         state.in_flight += 1
@@ -136,6 +149,7 @@ class CredentialManager:
         state.last_status, state.last_error = status, message[:500]
         model_state = state.models.setdefault(model, ModelState())
         model_state.last_status, model_state.last_error = status, message[:500]
+        model_state.failed_at = self.clock()
         cooldown, reason = self._cooldown(model_state, status, hint, disable_cooling)
         if hint is not None and cooldown > 0:
             cooldown = min(cooldown, max_cooldown)
@@ -163,7 +177,7 @@ class CredentialManager:
             if delay < QUOTA_BACKOFF_CAP:
                 model_state.quota_level += 1
             return delay, "quota"
-        if status in (0, 408) or status >= 500:
+        if status == 408 or status >= 500:
             if hint is not None:
                 return hint, "unavailable"
             if disable_cooling:

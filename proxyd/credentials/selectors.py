@@ -16,6 +16,10 @@ class Selector(Protocol):
 
     def order(self, model: str, routes: list[Route]) -> list[Route]: ...
 
+    def picked(self, model: str, route: Route) -> None:
+        """The dispatch stage is about to try `route` (round-robin moves its cursor past it)."""
+        ...
+
 
 def _by_priority(routes: list[Route]) -> list[list[Route]]:
     groups: dict[int, list[Route]] = defaultdict(list)
@@ -32,14 +36,20 @@ class FillFirstSelector:
     def order(self, model: str, routes: list[Route]) -> list[Route]:
         return list(itertools.chain.from_iterable(_by_priority(routes)))
 
+    def picked(self, model: str, route: Route) -> None:
+        return None
+
 
 class RoundRobinSelector:
-    """Rotate the starting credential per (model, priority) on every request."""
+    """Rotate the starting credential per (model, priority): the cursor moves past every credential tried, as the
+    reference's scheduler does per pick, so a request that tried both of two keys leaves the next one starting
+    where the rotation stands rather than one step further."""
 
     name = "round-robin"
 
     def __init__(self) -> None:
         self._cursors: dict[tuple[str, int], int] = defaultdict(int)
+        self._positions: dict[tuple[str, int], dict[str, int]] = {}  # credential id → index in its sorted group
 
     def order(self, model: str, routes: list[Route]) -> list[Route]:
         ordered: list[Route] = []
@@ -47,8 +57,16 @@ class RoundRobinSelector:
             key = (model, group[0].credential.priority)
             start = self._cursors[key] % len(group)
             self._cursors[key] = start + 1
+            if len(group) > 1:
+                self._positions[key] = {r.credential.id: i for i, r in enumerate(group)}
             ordered.extend(group[start:] + group[:start])
         return ordered
+
+    def picked(self, model: str, route: Route) -> None:
+        key = (model, route.credential.priority)
+        position = self._positions.get(key, {}).get(route.credential.id)
+        if position is not None:
+            self._cursors[key] = position + 1
 
 
 def make_selector(strategy: str) -> Selector:

@@ -22,6 +22,7 @@ CORS_HEADERS: dict[str, str] = {
 }
 
 CORS_KEY = web.AppKey("proxyd.cors", aiohttp_cors.CorsConfig)
+NO_CORS = web.ResponseKey("proxyd.no_cors", bool)  # a response holding this key gets no CORS headers (redirects)
 _CORS_HOOK = web.AppKey("proxyd.cors.hook", Any)
 
 
@@ -33,6 +34,8 @@ def preflight() -> web.Response:
 async def stamp(request: web.Request, response: web.StreamResponse) -> None:
     """The reference's permissive headers on a response about to be sent: aiohttp-cors's own hook first, for
     browser requests (an `Origin` header; it refuses to run once the headers are there), then the defaults."""
+    if NO_CORS in response:
+        return
     if hdrs.ORIGIN in request.headers:
         hook = request.app.get(_CORS_HOOK)
         if hook is not None:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import html
 
 import structlog
-from aiohttp import web
+from aiohttp import hdrs, web
 
-from proxyd.http.errors import ProxyError, family_for_path
+from proxyd.http.cors import NO_CORS
+from proxyd.http.errors import ProxyError, family_for_path, reason_phrase
 
 log = structlog.get_logger(__name__)
 
@@ -28,17 +30,24 @@ def must_propagate(exc: BaseException) -> bool:
         isinstance(exc, web.HTTPException) and not isinstance(exc, web.HTTPNotFound | web.HTTPMethodNotAllowed))
 
 
-NOT_FOUND_TEXT = "404 page not found"
-
-
 async def _not_found(request: web.Request) -> web.StreamResponse:
-    """The reference's plain 404 (wrong methods too), or its redirect when only a trailing slash differs."""
+    """The reference's 404 (wrong methods too): an empty body; or its redirect when only a trailing slash differs.
+
+    The redirect is the router's (it runs before any middleware in the reference): no CORS headers, and for GET
+    and HEAD the small HTML body of Go's `http.Redirect`."""
     path = request.path
     if len(path) > 1 and path.endswith("/"):
         target = path.rstrip("/") or "/"
         match = await request.app.router.resolve(request.clone(rel_url=target))
         if match.http_exception is None:
             location = target + (f"?{request.query_string}" if request.query_string else "")
-            redirect = web.HTTPMovedPermanently if request.method == "GET" else web.HTTPTemporaryRedirect
-            return web.Response(status=redirect.status_code, headers={"Location": location})
-    return web.Response(status=404, text=NOT_FOUND_TEXT)
+            get = request.method in (hdrs.METH_GET, hdrs.METH_HEAD)
+            status = web.HTTPMovedPermanently.status_code if get else web.HTTPTemporaryRedirect.status_code
+            response = web.Response(status=status, headers={"Location": location})
+            if get:
+                text = f'<a href="{html.escape(location)}">{reason_phrase(status)}</a>.\n\n'
+                response.body = text.encode() if request.method == hdrs.METH_GET else b""
+                response.headers[hdrs.CONTENT_TYPE] = "text/html; charset=utf-8"
+            response[NO_CORS] = True
+            return response
+    return web.Response(status=404)

@@ -85,6 +85,8 @@ class ProxyError(Exception):
         code: str | None = None,
         param: str | None = None,
         headers: Mapping[str, str] | None = None,
+        details: Mapping[str, Any] | None = None,
+        from_upstream: bool = False,
     ) -> None:
         super().__init__(message)
         self.status = status
@@ -94,13 +96,17 @@ class ProxyError(Exception):
         self.code = code if code is not None else default_code
         self.param = param
         self.headers = dict(headers or {})
+        self.details = dict(details or {})  # extra fields of the OpenAI envelope (cooldown answers)
+        self.from_upstream = from_upstream  # an upstream's error re-shaped: Claude's envelope gets no `code`
+        self.native_type: str | None = None  # that upstream error's own `type`, kept in Claude's envelope
 
     def body(self, family: ErrorFamily) -> dict[str, Any]:
         """The JSON body for this error in `family`'s envelope."""
         if family is ErrorFamily.CLAUDE:
-            inner: dict[str, Any] = {"type": _CLAUDE_BY_STATUS.get(self.status, _claude_default(self.status))}
+            native = self.native_type if self.from_upstream else None
+            inner: dict[str, Any] = {"type": native or _CLAUDE_BY_STATUS.get(self.status, _claude_default(self.status))}
             inner["message"] = self.message
-            if self.code:
+            if self.code and not self.from_upstream:
                 inner["code"] = self.code
             return {"type": "error", "error": inner}
         if family is ErrorFamily.GEMINI:
@@ -116,6 +122,7 @@ class ProxyError(Exception):
             error["param"] = self.param
         if self.code:
             error["code"] = self.code
+        error.update(self.details)
         return {"error": error}
 
     def response(self, family: ErrorFamily) -> web.Response:
@@ -160,15 +167,15 @@ class UpstreamError(Exception):
             return False
         return True
 
-    def passthrough_response(self) -> web.Response:
-        """Same-protocol answer: the upstream JSON body verbatim, or the text wrapped in OpenAI's envelope.
+    def passthrough_response(self, family: ErrorFamily = ErrorFamily.OPENAI) -> web.Response:
+        """Same-protocol answer: the upstream JSON body verbatim, or the text wrapped in `family`'s envelope.
 
         Transport failures (status 0) answer 500, as the reference does for errors without a status."""
         status = self.status or 500
         if self.body and self.is_json():
             return web.Response(status=status, body=self.body.strip(), content_type="application/json")
         text = self.text or reason_phrase(status)
-        return ProxyError(status, text).response(ErrorFamily.OPENAI)
+        return ProxyError(status, text, from_upstream=True).response(family)
 
     def to_proxy_error(self) -> ProxyError:
         """Cross-protocol answer: keep the status and the upstream message, lose the foreign envelope."""
@@ -178,12 +185,16 @@ class UpstreamError(Exception):
             data = json.loads(self.body)
         except ValueError:
             data = None
+        native: str | None = None
         if isinstance(data, dict):
             err = data.get("error")
             if isinstance(err, dict) and isinstance(err.get("message"), str):
                 message = err["message"]
+                native = err.get("type") if isinstance(err.get("type"), str) and err.get("type") else None
             elif isinstance(err, str):
                 message = err
             elif isinstance(data.get("message"), str):
                 message = data["message"]
-        return ProxyError(status, message or reason_phrase(status))
+        error = ProxyError(status, message or reason_phrase(status), from_upstream=True)
+        error.native_type = native
+        return error

@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import enum
 import json
 import math
 from typing import Any
 
 import aiohttp
 
-from proxyd.credentials.hints import reset_hint
+from proxyd.credentials.hints import error_summary, reset_hint
+from proxyd.credentials.manager import ModelState
+from proxyd.credentials.model import Credential
 from proxyd.http.errors import ProxyError, UpstreamError
 from proxyd.metrics import upstream_timer
 from proxyd.pipeline.exchange import Attempt, Candidate, Exchange
+from proxyd.protocols.base import WireProtocol
 from proxyd.protocols.sse import SSEError, SSEEvent, iter_sse
 from proxyd.providers.base import MAX_ERROR_BODY, MAX_UPSTREAM_BODY, Timeouts, UpstreamReply, read_capped, send
+from proxyd.providers.codex_session import ClientOrigin
 from proxyd.thinking import ThinkingError, apply_thinking
 from proxyd.tokens import estimate_request_tokens
 
@@ -28,7 +33,8 @@ def timeouts_of(exchange: Exchange) -> Timeouts:
 
 
 def _in_stream_error(event: SSEEvent) -> UpstreamError | None:
-    """An OpenAI-style `{"error": ...}` sent as the first event of a 200 stream."""
+    """An OpenAI-style `{"error": ...}` sent as the first event of a 200 stream (no HTTP status of its own unless
+    the error names one: like a transport failure it cools nothing down, and answers 500 if it is the last)."""
     if not event.data.startswith(b"{") or b'"error"' not in event.data[:64]:
         return None
     try:
@@ -39,7 +45,7 @@ def _in_stream_error(event: SSEEvent) -> UpstreamError | None:
         return None
     err = data["error"]
     status = err.get("code") if isinstance(err, dict) else None
-    return UpstreamError(status if isinstance(status, int) and 400 <= status < 600 else 502, event.data)
+    return UpstreamError(status if isinstance(status, int) and 400 <= status < 600 else 0, event.data)
 
 
 class _Cooling(Exception):
@@ -50,6 +56,14 @@ class _Cooling(Exception):
         self.until = until
 
 
+class _Pass(enum.Enum):
+    """How one round over the candidates ended."""
+
+    OK = "ok"
+    FINAL = "final"  # a failure that must not be retried, or no usable credential left to retry with
+    AGAIN = "again"  # every attempt failed retryably and a credential tried is still usable: another round
+
+
 def _format_duration(seconds: float) -> str:
     """A Go-style duration (`1m30s`), as the reference's `reset_time`."""
     total = max(0, round(seconds))
@@ -58,13 +72,24 @@ def _format_duration(seconds: float) -> str:
     return (f"{hours}h" if hours else "") + (f"{minutes}m" if minutes or hours else "") + f"{secs}s"
 
 
+def provider_label(credential: Credential) -> str:
+    """The provider key the reference names in cooldown answers (`openai-compatible-<name>` for compat)."""
+    if credential.kind.startswith("openai-compatibility"):
+        return f"openai-compatible-{credential.provider}"
+    return credential.provider
+
+
+_PROVIDER_TITLES = {"claude": "Claude", "codex": "Codex", "gemini": "Gemini", "vertex": "Vertex"}
+
+
 class DispatchStage:
     """Sends the request over the candidates; cools failing credentials down and waits for them when allowed.
 
     One pass tries each usable credential once (skipping those cooling down for this model); a retryable
-    failure before anything reached the client moves on (DECISIONS 16). After a failed pass, when the soonest
-    cooling credential recovers within `max-retry-interval`, the stage waits and runs another pass, up to
-    `request-retry` times. `streaming.bootstrap-retries` adds immediate extra passes for streams.
+    failure before anything reached the client moves on (DECISIONS 16). After a failed pass, up to
+    `request-retry` more passes run: at once while a credential tried is still usable (a transport failure or
+    `disable-cooling` left it uncooled), or after waiting for the soonest cooling credential when it recovers
+    within `max-retry-interval`. `streaming.bootstrap-retries` adds immediate extra passes for streams.
     """
 
     name = "dispatch"
@@ -75,22 +100,26 @@ class DispatchStage:
                              code="internal_server_error")
         config = exchange.runtime.config
         manager = exchange.runtime.manager
-        waits = 0
+        rounds = 0
         bootstrap = config.streaming.bootstrap_retries if exchange.stream else 0
         while True:
             try:
-                if await self._pass(exchange):
-                    return
+                outcome = await self._pass(exchange)
             except _Cooling as cooling:
                 delay = cooling.until - manager.clock()
-                if waits < config.request_retry and delay <= config.max_retry_interval:
-                    waits += 1
+                if rounds < config.request_retry and delay <= config.max_retry_interval:
+                    rounds += 1
                     exchange.log.info("all credentials cooling down; waiting", seconds=round(delay, 3))
                     await asyncio.sleep(max(0.0, delay))
                     continue
                 if exchange.last_error is not None:
-                    raise exchange.last_error from None  # the upstream's own error, not a proxy-made 429
-                raise self._cooldown_error(exchange, delay) from None
+                    raise exchange.last_error from None  # the upstream's own error, not a proxy-made one
+                raise self._cooldown_error(exchange) from None
+            if outcome is _Pass.OK:
+                return
+            if outcome is _Pass.AGAIN and rounds < config.request_retry:
+                rounds += 1
+                continue
             if bootstrap > 0 and exchange.last_error is not None and \
                     exchange.last_error.status in RETRYABLE_STATUSES:
                 bootstrap -= 1
@@ -98,25 +127,23 @@ class DispatchStage:
             assert exchange.last_error is not None
             raise exchange.last_error
 
-    async def _pass(self, exchange: Exchange) -> bool:
-        """One round over the candidates: True on success; False after a final failure; _Cooling when no
-        candidate was usable, or every attempt failed retryably and some credential is cooling down."""
+    async def _pass(self, exchange: Exchange) -> _Pass:
+        """One round over the candidates. Raises _Cooling when no candidate was usable, or when every attempt
+        failed retryably and every candidate is now cooling down."""
         config = exchange.runtime.config
         manager = exchange.runtime.manager
         model = exchange.route_model
         limit = config.max_retry_credentials
-        tried: set[str] = set()
-        cooling: list[float] = []  # when each credential skipped or just cooled down recovers
+        tried: dict[str, Credential] = {}
         for candidate in exchange.candidates:
             credential = candidate.route.credential
             if candidate.credential_id not in tried:  # later pool members of a tried credential still run
-                until = manager.blocked_until(credential, model)
-                if until is not None:
-                    cooling.append(until)
+                if manager.blocked_until(credential, model) is not None:
                     continue
                 if limit > 0 and len(tried) >= limit:
                     break
-            tried.add(candidate.credential_id)
+            tried[candidate.credential_id] = credential
+            exchange.runtime.selector.picked(model, candidate.route)
             manager.acquire(credential)
             try:
                 with upstream_timer(credential.provider):
@@ -126,10 +153,7 @@ class DispatchStage:
                 await exchange.aclose()
                 self._record_failure(exchange, candidate, error)
                 if error.status not in RETRYABLE_STATUSES:
-                    return False
-                until = manager.blocked_until(credential, model)
-                if until is not None:
-                    cooling.append(until)
+                    return _Pass.FINAL
                 continue
             except BaseException:
                 manager.release(credential)
@@ -140,10 +164,14 @@ class DispatchStage:
             exchange.chosen = candidate
             exchange.attempts.append(Attempt(candidate.credential_id, candidate.upstream_model,
                                              candidate.provider.protocol, 200))
-            return True
-        if cooling:
-            raise _Cooling(min(cooling))
-        return False
+            return _Pass.OK
+        if any(manager.blocked_until(c, model) is None for c in tried.values()):
+            return _Pass.AGAIN
+        recoveries = [until for c in exchange.candidates
+                      if (until := manager.blocked_until(c.route.credential, model)) is not None]
+        if len(recoveries) == len(exchange.candidates):
+            raise _Cooling(min(recoveries))
+        return _Pass.FINAL
 
     def _record_failure(self, exchange: Exchange, candidate: Candidate, error: UpstreamError) -> None:
         config = exchange.runtime.config
@@ -165,15 +193,44 @@ class DispatchStage:
                              cooldown_seconds=round(cooldown, 3))
 
     @staticmethod
-    def _cooldown_error(exchange: Exchange, delay: float) -> ProxyError:
-        providers = {c.route.credential.provider for c in exchange.candidates}
-        seconds = max(1, math.ceil(delay))
-        via = f" via provider {next(iter(providers))}" if len(providers) == 1 else ""
-        return ProxyError(
-            429, f"All credentials for model {exchange.model} are cooling down{via}; retry in "
-                 f"{_format_duration(seconds)}",
-            type="rate_limit_error", code="model_cooldown", headers={"Retry-After": str(seconds)},
-        )
+    def _cooldown_error(exchange: Exchange) -> ProxyError:
+        """Every credential was cooling down before this request could try one (the reference's answers):
+        all blocked by quota → 429 `model_cooldown`; otherwise → 503 `auth_unavailable`. Both quote the last
+        upstream error that cooled a credential down."""
+        manager = exchange.runtime.manager
+        model = exchange.route_model or exchange.model
+        blocked: list[tuple[Credential, ModelState]] = []
+        for candidate in exchange.candidates:
+            credential = candidate.route.credential
+            state = manager.blocking_state(credential, model)
+            if state is not None:
+                blocked.append((credential, state))
+        now = manager.clock()
+        until = min((state.blocked_until for _, state in blocked), default=now + 1)
+        seconds = max(1, math.ceil(until - now))
+        last = max(blocked, key=lambda pair: pair[1].failed_at, default=None)
+        last_error = error_summary(last[1].last_error) if last is not None and last[1].last_error else ""
+        providers = sorted({provider_label(c.route.credential) for c in exchange.candidates})
+        if blocked and all(state.quota for _, state in blocked):
+            via = f" via provider {providers[0]}" if len(providers) == 1 else ""
+            message = f"All credentials for model {model} are cooling down{via}"
+            if last_error:
+                message += f" (last error: {last_error})"
+            details: dict[str, Any] = {"model": model, "reset_seconds": seconds,
+                                       "reset_time": _format_duration(seconds)}
+            if len(providers) == 1:
+                details["provider"] = providers[0]
+            if last_error:
+                details["last_upstream_error"] = last_error
+            return ProxyError(429, message, type="rate_limit_error", code="model_cooldown",
+                              headers={"Retry-After": str(seconds)}, details=details)
+        first = exchange.candidates[0].route.credential.provider
+        title = _PROVIDER_TITLES.get(first, first)
+        cause = f"; last upstream error: {last_error}" if last_error else ""
+        message = (f"auth_unavailable: no auth available (providers={','.join(providers)}, model={model}{cause}); "
+                   f"check {title} auth/key session and cooldown state via /v0/management/auth-files")
+        return ProxyError(503, message, type="server_error", code="internal_server_error",
+                          headers={"Retry-After": str(seconds)})
 
     @staticmethod
     def _with_thinking(exchange: Exchange, candidate: Candidate, body: dict[str, Any]) -> dict[str, Any]:
@@ -200,8 +257,9 @@ class DispatchStage:
                                               candidate.route.credential)
         if request is None:
             fallback = "cl100k_base" if provider.kind == "codex" else "o200k_base"
-            exchange.count_tokens = estimate_request_tokens(exchange.translation.canonical(), candidate.upstream_model,
-                                                            fallback=fallback)
+            exchange.count_tokens = estimate_request_tokens(
+                exchange.translation.canonical(), candidate.upstream_model, fallback=fallback,
+                roles=provider.protocol is WireProtocol.OPENAI_CHAT)
             return
         reply = await send(exchange.session, request, timeouts_of(exchange))
         exchange.upstream = reply
@@ -215,6 +273,26 @@ class DispatchStage:
         exchange.count_body = raw
         exchange.count_tokens = provider.count_total(answer if isinstance(answer, dict) else {})
 
+    @staticmethod
+    async def _read_whole(exchange: Exchange, candidate: Candidate) -> bytes:
+        """A non-streaming answer read whole. A body cut short fails the attempt with the reference's transport
+        error (500 `unexpected EOF`, retried); an always-streaming upstream keeps what arrived, so the rewrite
+        stage answers the reference's 408 for a stream that never completed."""
+        assert exchange.upstream is not None
+        chunks: list[bytes] = []
+        size = 0
+        try:
+            async for chunk in exchange.upstream.response.content.iter_any():
+                size += len(chunk)
+                if size > MAX_UPSTREAM_BODY:
+                    raise UpstreamError(502, f"upstream body larger than {MAX_UPSTREAM_BODY} bytes".encode())
+                chunks.append(chunk)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            exchange.log.warning("upstream body cut short", error=str(exc), received=size)
+            if not candidate.provider.always_streams:
+                raise UpstreamError(0, b"unexpected EOF") from None
+        return b"".join(chunks)
+
     async def _attempt(self, exchange: Exchange, candidate: Candidate) -> None:
         if exchange.count:
             await self._count(exchange, candidate)
@@ -223,9 +301,12 @@ class DispatchStage:
         provider = candidate.provider
         body = self._with_thinking(exchange, candidate,
                                    exchange.translation.request_for(provider.protocol, candidate.upstream_model))
+        # Codex derives its prompt-cache / session id from the client's own request (providers/codex_session.py).
+        origin = ({"origin": ClientOrigin(exchange.protocol, exchange.translation.body, exchange.client_key)}
+                  if provider.kind == "codex" else {})
         request = provider.build_request(
             candidate.route.credential, candidate.upstream_model, body,
-            stream=exchange.stream or provider.always_streams, client_headers=exchange.request.headers,
+            stream=exchange.stream or provider.always_streams, client_headers=exchange.request.headers, **origin,
         )
         capture = exchange.capture
         capture.upstream_request(request.method, request.url, request.headers, request.body,
@@ -235,10 +316,7 @@ class DispatchStage:
         capture.upstream_response(reply.status, reply.headers)
         if not exchange.stream:
             # Read the whole answer here, so a body cut short counts as this attempt's failure (and is retried).
-            try:
-                exchange.upstream_body = await read_capped(reply.response, MAX_UPSTREAM_BODY)
-            except (aiohttp.ClientError, TimeoutError) as exc:
-                raise UpstreamError(0, f"upstream body read failed: {exc}".encode()) from None
+            exchange.upstream_body = await self._read_whole(exchange, candidate)
             capture.upstream_body(exchange.upstream_body)
             return
         chunks = reply.response.content.iter_any()

@@ -104,5 +104,5 @@ class Pipeline:
         exchange.log.info("request failed upstream", status=error.status, attempts=len(exchange.attempts))
         failed = exchange.failed_protocol()
         if failed is not None and error_family_of(failed) is exchange.error_family:
-            return error.passthrough_response()
+            return error.passthrough_response(exchange.error_family)
         return error.to_proxy_error().response(exchange.error_family)

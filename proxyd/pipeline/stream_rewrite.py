@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+import json
+from collections.abc import AsyncIterator, Mapping
 
 import aiohttp
 from aiohttp import web
@@ -42,6 +43,36 @@ async def _next_with_keepalive(
                 await pending
 
 
+# Never copied by `passthrough-headers` (api-surface.md §9): hop-by-hop headers, cookies, framing and encoding.
+_NOT_PASSED = frozenset({
+    "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer", "transfer-encoding",
+    "upgrade", "set-cookie", "content-length", "content-encoding",
+})
+
+
+def passthrough_headers(exchange: Exchange, own: Mapping[str, str]) -> dict[str, str]:
+    """With `passthrough-headers: true`, the upstream answer's headers (first value of each) the client may see,
+    never one proxyd sets itself (`own`) nor one the upstream's `Connection` header names."""
+    if not exchange.runtime.config.passthrough_headers or exchange.upstream is None:
+        return {}
+    upstream = exchange.upstream.headers
+    named = {t.strip().lower() for t in upstream.get("Connection", "").split(",") if t.strip()}
+    taken = {k.lower() for k in own}
+    out: dict[str, str] = {}
+    for name, value in upstream.items():
+        key = name.lower()
+        if key in _NOT_PASSED or key in named or key in taken:
+            continue
+        taken.add(key)
+        out[name] = value
+    return out
+
+
+def _json(value: dict[str, object]) -> web.Response:
+    """A JSON answer with the reference's bare `application/json` (no charset parameter)."""
+    return web.Response(body=json.dumps(value).encode(), content_type="application/json")
+
+
 class StreamRewriteStage:
     """Writes the answer in the client's protocol; after the first byte, failures become an error frame."""
 
@@ -69,9 +100,8 @@ class StreamRewriteStage:
         if exchange.protocol is WireProtocol.CLAUDE:
             if exchange.count_body is not None and exchange.chosen.provider.protocol is WireProtocol.CLAUDE:
                 return web.Response(body=exchange.count_body, content_type="application/json")
-            return web.json_response({"input_tokens": total})
-        return web.json_response({"totalTokens": total,
-                                  "promptTokensDetails": [{"modality": "TEXT", "tokenCount": total}]})
+            return _json({"input_tokens": total})
+        return _json({"totalTokens": total, "promptTokensDetails": [{"modality": "TEXT", "tokenCount": total}]})
 
     async def _whole(self, exchange: Exchange, rewriter: ResponseRewriter) -> None:
         raw = exchange.upstream_body or b""
@@ -85,12 +115,13 @@ class StreamRewriteStage:
         except ValueError:
             raise ProxyError(502, "upstream answered with a body that is not valid JSON", type="server_error",
                              code="bad_upstream_response") from None
-        exchange.response = web.Response(status=200, body=body, content_type="application/json")
+        exchange.response = web.Response(status=200, body=body, content_type="application/json",
+                                         headers=passthrough_headers(exchange, {"Content-Type": ""}))
         exchange.capture.client_response(200, exchange.response.headers)
         exchange.capture.client_body(body)
 
     async def _stream(self, exchange: Exchange, rewriter: ResponseRewriter) -> None:
-        response = web.StreamResponse(status=200, headers=SSE_HEADERS)
+        response = web.StreamResponse(status=200, headers={**passthrough_headers(exchange, SSE_HEADERS), **SSE_HEADERS})
         await response.prepare(exchange.request)
         exchange.response = response
         capture = exchange.capture

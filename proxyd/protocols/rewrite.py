@@ -30,6 +30,14 @@ def rename_model(payload: bytes, model: bytes) -> bytes:
     return _MODEL_FIELD.sub(b'"model":' + model, payload, count=1)
 
 
+STREAM_CLOSED = "stream error: stream disconnected before completion: stream closed before response.completed"
+
+
+def stream_closed_error() -> ProxyError:
+    """A Responses stream that ended (or broke off) before `response.completed`: the reference's 408."""
+    return ProxyError(408, STREAM_CLOSED, type="server_error", code="request_timeout")
+
+
 def error_status_message(error: ProxyError | UpstreamError) -> tuple[int, str]:
     if isinstance(error, UpstreamError):
         converted = error.to_proxy_error()
@@ -101,7 +109,7 @@ class SSEPassthrough:
                         encoded = json.dumps(response, ensure_ascii=False).encode()
                         self._tap.feed(encoded)
                         return rename_model(encoded, self._model)
-            raise UpstreamError(408, b"stream error: stream disconnected before completion")
+            raise stream_closed_error()
         raise ProxyError(502, f"upstream {self._protocol} answered a stream to a non-streaming request",
                          type="server_error")
 
@@ -196,10 +204,13 @@ class CanonicalRewriter:
                 aggregator.feed(canonical)
         for canonical in self._seen(self._decoder.close()):
             aggregator.feed(canonical)
+        responses = self._upstream.protocol is WireProtocol.OPENAI_RESPONSES
         if aggregator.error is not None:
+            if responses and aggregator.error.status == 408:  # the decoder's "closed before completion"
+                raise stream_closed_error()
             raise UpstreamError(aggregator.error.status or 502, aggregator.error.message.encode())
-        if aggregator.finish is None and self._upstream.protocol is WireProtocol.OPENAI_RESPONSES:
-            raise UpstreamError(408, b"stream error: stream disconnected before completion")
+        if aggregator.finish is None and responses:
+            raise stream_closed_error()
         encoded = self._client.encode_response(aggregator.response(), model=self._model, context=self._context)
         return json.dumps(encoded, ensure_ascii=False).encode()
 

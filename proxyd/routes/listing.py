@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from proxyd.models.registry import ModelInfo
@@ -18,13 +19,21 @@ def openai_model_list(models: list[ModelInfo]) -> dict[str, Any]:
     return {"object": "list", "data": data}
 
 
+# Limits a Claude-shaped listing reports for models whose catalogue entry names none (the reference's defaults).
+CLAUDE_DEFAULT_INPUT_TOKENS = 200_000
+CLAUDE_DEFAULT_MAX_TOKENS = 64_000
+
+
 def claude_model_list(models: list[ModelInfo]) -> dict[str, Any]:
+    """Anthropic's `GET /v1/models` shape: RFC 3339 `created_at`, display name and token limits per model."""
     data = []
     for m in models:
         entry: dict[str, Any] = {"id": m.id, "object": "model", "owned_by": m.owned_by, "type": "model"}
         if m.created:
-            entry["created_at"] = m.created
+            entry["created_at"] = datetime.fromtimestamp(m.created, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         entry["display_name"] = m.display_name or m.id
+        entry["max_input_tokens"] = m.details.get("context_length") or CLAUDE_DEFAULT_INPUT_TOKENS
+        entry["max_tokens"] = m.details.get("max_completion_tokens") or CLAUDE_DEFAULT_MAX_TOKENS
         data.append(entry)
     return {
         "data": data,

@@ -29,7 +29,7 @@ class OpenAIHandlers:
         runtime = request.app[RUNTIME].current
         authenticate(request, runtime.api_keys)
         models = runtime.registry.list_models()
-        if request.headers.get("User-Agent", "").startswith("claude-cli"):
+        if request.headers.get("User-Agent", "").startswith("claude-cli") or "anthropic-version" in request.headers:
             return web.json_response(claude_model_list(models))
         return web.json_response(openai_model_list(models))
 
