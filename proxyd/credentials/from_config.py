@@ -163,7 +163,9 @@ def credentials_from_config(config: Config) -> list[Credential]:
     for entry in config.codex_api_key:
         creds += _api_key_credentials(
             [entry], family="codex", kind="codex", provider="codex", protocol=WireProtocol.OPENAI_RESPONSES,
-            section="codex-pro", owned_by="openai", default_base="", id_parts="key-base", config=config,
+            # Codex key ids hash key, base and proxy only: with `headers:` the recorded reference's round-robin
+            # order (sk-codex-2 first, route.headers.custom.codex) is that of the headerless ids.
+            section="codex-pro", owned_by="openai", default_base="", id_parts="key-base-proxy", config=config,
             seen=seen, extra={"websockets": entry.websockets})
     creds += openai_compat_credentials(config, seen)
     return creds
