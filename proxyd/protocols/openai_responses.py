@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -717,9 +718,17 @@ def _response_id(given: str) -> str:
     return given if given.startswith(_KEPT_ID_PREFIXES) else "resp_" + given
 
 
-def _status_fields(reason: FinishReason) -> tuple[str, dict[str, Any] | None, dict[str, Any] | None]:
-    """(status, incomplete_details, error) of a response that finished for `reason`."""
+def _status_fields(reason: FinishReason, source: WireProtocol | None = None
+                   ) -> tuple[str, dict[str, Any] | None, dict[str, Any] | None]:
+    """(status, incomplete_details, error) of a response that finished for `reason`.
+
+    The reference reports a Gemini answer cut at the token limit as `completed` and a Claude `pause_turn` as
+    `incomplete` without details; other sources as OpenAI does."""
+    if reason is FinishReason.PAUSE:
+        return "incomplete", None, None
     if reason is FinishReason.LENGTH:
+        if source is WireProtocol.GEMINI:
+            return "completed", None, None
         return "incomplete", {"reason": "max_output_tokens"}, None
     if reason is FinishReason.CONTENT_FILTER:
         return "incomplete", {"reason": "content_filter"}, None
@@ -728,36 +737,62 @@ def _status_fields(reason: FinishReason) -> tuple[str, dict[str, Any] | None, di
     return "completed", None, None
 
 
+# Request fields a translated answer echoes from the client's request when the client sent them (translation.md
+# §4.3); without a client body nothing is echoed.
+ECHO_FIELDS = ("instructions", "max_output_tokens", "max_tool_calls", "parallel_tool_calls", "previous_response_id",
+               "prompt_cache_key", "reasoning", "safety_identifier", "service_tier", "store", "temperature", "text",
+               "tool_choice", "tools", "top_logprobs", "top_p", "truncation", "user", "metadata")
+
+
+def _echo(context: AnswerContext, phase: str = "final") -> dict[str, Any]:
+    body = context.client_body
+    if not isinstance(body, Mapping):
+        return {}
+    if phase == "answer" and context.source is WireProtocol.OPENAI_CHAT:
+        return _chat_echo(body)
+    return {name: body[name] for name in ECHO_FIELDS if name in body}
+
+
+def _chat_echo(body: Mapping[str, Any]) -> dict[str, Any]:
+    """The reference's non-stream answers from Chat upstreams echo the translated Chat request, not the client's:
+    only the token limit, tool choice, parallel flag and the tools in Chat form."""
+    out: dict[str, Any] = {}
+    if "max_output_tokens" in body:
+        out["max_output_tokens"] = body["max_output_tokens"]
+    for name in ("parallel_tool_calls", "tool_choice"):
+        if name in body:
+            out[name] = body[name]
+    tools = body.get("tools")
+    if isinstance(tools, list):
+        out["tools"] = [
+            {"type": "function", "function": {k: t[k] for k in ("name", "description", "parameters", "strict")
+                                              if k in t}}
+            if isinstance(t, Mapping) and t.get("type") == "function" else t
+            for t in tools
+        ]
+    return out
+
+
 def _response_object(*, response_id: str, created: int, model: str, status: str, output: list[dict[str, Any]],
                      usage: dict[str, Any] | None, incomplete: dict[str, Any] | None = None,
-                     error: dict[str, Any] | None = None) -> dict[str, Any]:
-    """A `response` object with the fields the openai SDK's Response model requires (request echo fields
-    are not known to an encoder and get neutral defaults)."""
-    return {
-        "id": response_id,
-        "object": "response",
-        "created_at": created,
-        "status": status,
-        "background": False,
-        "error": error,
-        "incomplete_details": incomplete,
-        "instructions": None,
-        "max_output_tokens": None,
-        "model": model,
-        "output": output,
-        "parallel_tool_calls": True,
-        "previous_response_id": None,
-        "reasoning": None,
-        "store": False,
-        "temperature": None,
-        "text": {"format": {"type": "text"}},
-        "tool_choice": "auto",
-        "tools": [],
-        "top_p": None,
-        "truncation": "disabled",
-        "usage": usage,
-        "metadata": {},
-    }
+                     error: dict[str, Any] | None = None, context: AnswerContext = NO_CONTEXT,
+                     phase: str = "answer") -> dict[str, Any]:
+    """A `response` object as the reference's translators write it, per phase: `created` and `in_progress`
+    snapshots (the latter without background/error), the stream's `final` object (echo fields, usage when known,
+    incomplete_details only on an incomplete answer) and the non-stream `answer` (incomplete_details always)."""
+    obj: dict[str, Any] = {"id": response_id, "object": "response", "created_at": created, "status": status}
+    if phase != "in_progress":
+        obj["background"] = False
+        obj["error"] = error
+    if phase == "answer" or (phase == "final" and status == "incomplete"):
+        obj["incomplete_details"] = incomplete
+    obj["model"] = model
+    if phase in ("final", "answer"):
+        obj.update(_echo(context, phase))
+    obj["output"] = output
+    if usage is not None or phase == "answer":
+        obj["usage"] = usage
+    return obj
 
 
 def _message_item(item_id: str, text: str, status: str = "completed") -> dict[str, Any]:
@@ -771,6 +806,76 @@ def _reasoning_item(item_id: str, text: str | None, encrypted: str | None) -> di
     if encrypted:
         item["encrypted_content"] = encrypted
     return item
+
+
+@attrs.frozen
+class _SourceShape:
+    """How the reference's translator for one upstream writes a Responses answer (translation.md §4.3/4.5/4.13).
+
+    `reasoning_*`: which fields a reasoning item carries when added / done (stream) and in the final or
+    non-stream output; `item_ids`: "output" numbers stream message/reasoning ids by output index, "zero" keeps
+    `_0`; `mint_calls`: call ids made up as `call_<unix nanos>_<n>` (the upstream has none); `usage`: "claude"
+    (reasoning estimated from the thinking text), "no_reasoning" (reasoning tokens dropped)."""
+
+    reasoning_added: tuple[str, ...] = ("status", "summary")
+    reasoning_done: tuple[str, ...] = ("encrypted_content?", "summary")
+    reasoning_final: tuple[str, ...] = ("encrypted_content?", "summary")
+    reasoning_answer: tuple[str, ...] = ("encrypted_content?", "summary")
+    item_ids: str = "output"
+    reasoning_ids: str = "output"
+    mint_calls: bool = False
+    usage: str = ""
+
+
+_DEFAULT_SHAPE = _SourceShape()
+_SOURCE_SHAPES = {
+    WireProtocol.CLAUDE: _SourceShape(
+        reasoning_added=("status", "encrypted_content", "summary"),
+        reasoning_done=("status", "encrypted_content", "summary"),
+        reasoning_final=("status", "encrypted_content", "summary"),
+        reasoning_answer=("status", "encrypted_content", "summary"), item_ids="zero", usage="claude"),
+    WireProtocol.GEMINI: _SourceShape(
+        reasoning_added=("status", "encrypted_content", "summary"), reasoning_done=("encrypted_content", "summary"),
+        reasoning_final=("encrypted_content", "summary"), reasoning_answer=("encrypted_content", "summary"),
+        mint_calls=True),
+    WireProtocol.OPENAI_CHAT: _SourceShape(
+        reasoning_added=("status", "summary"), reasoning_done=("encrypted_content", "summary"),
+        reasoning_final=("summary",), reasoning_answer=("encrypted_content", "summary"), item_ids="zero",
+        reasoning_ids="zero", usage="no_reasoning"),
+}
+
+
+def _shape_of(context: AnswerContext) -> _SourceShape:
+    return _SOURCE_SHAPES.get(context.source, _DEFAULT_SHAPE) if context.source else _DEFAULT_SHAPE
+
+
+def _shaped_reasoning(item: dict[str, Any], fields: tuple[str, ...], status: str) -> dict[str, Any]:
+    """A reasoning item with exactly `fields` (plus id/type); a missing encrypted_content becomes ""."""
+    out: dict[str, Any] = {"id": item["id"], "type": "reasoning"}
+    for name in fields:
+        if name == "status":
+            out["status"] = status
+        elif name == "encrypted_content":
+            out["encrypted_content"] = item.get("encrypted_content") or ""
+        elif name == "encrypted_content?":
+            if item.get("encrypted_content"):
+                out["encrypted_content"] = item["encrypted_content"]
+        else:
+            out[name] = item.get(name, [])
+    return out
+
+
+def _shaped_usage(usage: Usage | None, shape: _SourceShape, thinking: str) -> Usage | None:
+    if usage is None or not shape.usage:
+        return usage
+    if shape.usage == "claude":
+        estimate = len(thinking.encode()) // 4
+        return attrs.evolve(usage, reasoning_tokens=estimate)
+    return attrs.evolve(usage, reasoning_tokens=0)
+
+
+def _minted_call_id(n: int) -> str:
+    return f"call_{time.time_ns()}_{n}"
 
 
 def _call_item(call_id: str, name: str, arguments: str, status: str = "completed") -> dict[str, Any]:
@@ -825,6 +930,8 @@ class ResponsesStreamEncoder:
 
     def __init__(self, *, model: str, context: AnswerContext = NO_CONTEXT) -> None:
         self.context = context
+        self._shape = _shape_of(context)
+        self._thinking: list[str] = []
         self._model = model
         self._seq = 1
         self._wrote = False
@@ -856,10 +963,12 @@ class ResponsesStreamEncoder:
         self._started = True
         self._response_id = _response_id(start.id if start else "")
         self._created = start.created if start and start.created else now()
-        snapshot = _response_object(response_id=self._response_id, created=self._created, model=self._model,
-                                    status="in_progress", output=[], usage=None)
-        return (self._event("response.created", {"response": snapshot})
-                + self._event("response.in_progress", {"response": snapshot}))
+        def snapshot(phase: str) -> dict[str, Any]:
+            return _response_object(response_id=self._response_id, created=self._created, model=self._model,
+                                    status="in_progress", output=[], usage=None, phase=phase)
+
+        return (self._event("response.created", {"response": snapshot("created")})
+                + self._event("response.in_progress", {"response": snapshot("in_progress")}))
 
     # ------------------------------------------------------------------ items
     def _close_current(self) -> bytes:
@@ -874,8 +983,8 @@ class ResponsesStreamEncoder:
 
     def _open_message(self) -> bytes:
         out = self._close_current()
-        msg = _OpenMessage(item_id=f"msg_{self._response_id}_{len(self._items)}",
-                           output_index=len(self._items))
+        number = 0 if self._shape.item_ids == "zero" else len(self._items)
+        msg = _OpenMessage(item_id=f"msg_{self._response_id}_{number}", output_index=len(self._items))
         self._current = msg
         item = {"id": msg.item_id, "type": "message", "status": "in_progress", "role": "assistant", "content": []}
         out += self._event("response.output_item.added", {"output_index": msg.output_index, "item": item})
@@ -890,18 +999,18 @@ class ResponsesStreamEncoder:
         out = self._event("response.output_text.done", {**ids, "text": text, "logprobs": []})
         out += self._event("response.content_part.done", {
             **ids, "part": {"type": "output_text", "text": text, "annotations": [], "logprobs": []}})
-        truncated = self._finish is not None and self._finish.reason in (FinishReason.LENGTH,
-                                                                          FinishReason.CONTENT_FILTER)
+        truncated = self._finish is not None and _status_fields(self._finish.reason,
+                                                                  self.context.source)[0] == "incomplete"
         item = _message_item(msg.item_id, text, "incomplete" if truncated else "completed")
         self._items.append(item)
         return out + self._event("response.output_item.done", {"output_index": msg.output_index, "item": item})
 
     def _open_reasoning(self) -> bytes:
         out = self._close_current()
-        rs = _OpenReasoning(item_id=f"rs_{self._response_id}_{len(self._items)}",
-                            output_index=len(self._items))
+        number = 0 if self._shape.reasoning_ids == "zero" else len(self._items)
+        rs = _OpenReasoning(item_id=f"rs_{self._response_id}_{number}", output_index=len(self._items))
         self._current = rs
-        item = {"id": rs.item_id, "type": "reasoning", "status": "in_progress", "summary": []}
+        item = _shaped_reasoning({"id": rs.item_id, "summary": []}, self._shape.reasoning_added, "in_progress")
         return out + self._event("response.output_item.added", {"output_index": rs.output_index, "item": item})
 
     def _summary_part(self, rs: _OpenReasoning) -> bytes:
@@ -921,8 +1030,10 @@ class ResponsesStreamEncoder:
             out += self._event("response.reasoning_summary_part.done", {
                 **ids, "part": {"type": "summary_text", "text": text}})
         item = _reasoning_item(rs.item_id, text if rs.has_part else None, rs.encrypted)
-        self._items.append(item)
-        return out + self._event("response.output_item.done", {"output_index": rs.output_index, "item": item})
+        self._thinking.append(text)
+        self._items.append(_shaped_reasoning(item, self._shape.reasoning_final, "completed"))
+        done = _shaped_reasoning(item, self._shape.reasoning_done, "completed")
+        return out + self._event("response.output_item.done", {"output_index": rs.output_index, "item": done})
 
     def _open_call(self, call: _Call) -> bytes:
         call.output_index = len(self._items)
@@ -945,8 +1056,7 @@ class ResponsesStreamEncoder:
             arguments = "{}"
             out += self._args_delta(call, arguments)
         out += self._event("response.function_call_arguments.done", {
-            "item_id": f"fc_{call.call_id}", "output_index": call.output_index, "name": call.name,
-            "arguments": arguments})
+            "item_id": f"fc_{call.call_id}", "output_index": call.output_index, "arguments": arguments})
         item = _call_item(call.call_id, call.name, arguments)
         self._items.append(item)
         return out + self._event("response.output_item.done", {"output_index": call.output_index, "item": item})
@@ -964,7 +1074,9 @@ class ResponsesStreamEncoder:
     def _call(self, index: int, call_id: str = "", name: str = "") -> _Call:
         call = self._calls.get(index)
         if call is None:
-            if not call_id or call_id in self._call_ids:
+            if self._shape.mint_calls:
+                call_id = _minted_call_id(len(self._calls) + 1)
+            elif not call_id or call_id in self._call_ids:
                 call_id = new_id("call_")  # the SDK keys calls by call_id: it must exist and be unique
             self._call_ids.add(call_id)
             call = _Call(index=index, call_id=call_id, name=name)
@@ -1051,14 +1163,16 @@ class ResponsesStreamEncoder:
         out = self._start() + self._finish_items()
         reason = self._finish.reason if self._finish else (
             FinishReason.TOOL_CALLS if self._calls else FinishReason.STOP)
-        status, incomplete, error = _status_fields(reason)
+        status, incomplete, error = _status_fields(reason, self.context.source)
         response = _response_object(response_id=self._response_id, created=self._created, model=self._model,
-                                    status=status, output=list(self._items), usage=_usage_json(self._usage),
-                                    incomplete=incomplete, error=error)
+                                    status=status, output=list(self._items),
+                                    usage=_usage_json(_shaped_usage(self._usage, self._shape, "".join(self._thinking)))
+                                    if self._usage is not None else None,
+                                    incomplete=incomplete, error=error, context=self.context, phase="final")
         kind = {"completed": "response.completed", "incomplete": "response.incomplete"}.get(status,
                                                                                               "response.failed")
         self._done = True
-        return out + self._event(kind, {"response": response})
+        return out + self._event(kind, {"response": response}) + b"\n"  # the reference ends on a blank line
 
     def error(self, status: int, message: str) -> bytes:
         if self._done:
@@ -1075,7 +1189,15 @@ class ResponsesStreamEncoder:
                 text = inner["message"]
             if isinstance(inner.get("code"), str):
                 code = inner["code"]
-        return self._event("error", {"code": code, "message": text})
+        return self._event("error", {"error": {"type": _error_type(status), "code": code, "message": text,
+                                               "param": None}})
+
+
+def _error_type(status: int) -> str:
+    """The `error.type` of a stream error frame (server_error for anything but a client-side 4xx)."""
+    types = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
+             404: "invalid_request_error", 429: "rate_limit_error"}
+    return types.get(status, "server_error")
 
 
 def _error_code(status: int) -> str:
@@ -1396,6 +1518,8 @@ class OpenAIResponsesCodec:
             n = reasonings - 1
             return f"rs_{base}_{n}" if numbered_reasoning or n else f"rs_{base}"
 
+        shape = _shape_of(context)
+        calls = 0
         for part in response.content:
             if isinstance(part, TextPart):
                 if text is None:
@@ -1404,19 +1528,26 @@ class OpenAIResponsesCodec:
             elif isinstance(part, ThinkingPart):
                 flush_text()
                 item_id, encrypted = _thinking_reusable(part)
-                output.append(_reasoning_item(item_id or reasoning_id(), part.text or None, encrypted))
+                item = _reasoning_item(item_id or reasoning_id(), part.text or None, encrypted)
+                output.append(_shaped_reasoning(item, shape.reasoning_answer, "completed"))
             elif isinstance(part, ToolCallPart):
                 flush_text()
-                call_id = part.id if part.id and part.id not in seen_calls else new_id("call_")
+                calls += 1
+                if shape.mint_calls:
+                    call_id = _minted_call_id(calls)
+                else:
+                    call_id = part.id if part.id and part.id not in seen_calls else new_id("call_")
                 seen_calls.add(call_id)
                 output.append(_call_item(call_id, part.name, part.arguments or "{}"))
         flush_text()
-        status, incomplete, error = _status_fields(response.finish_reason)
+        status, incomplete, error = _status_fields(response.finish_reason, context.source)
         if status == "incomplete" and output and output[-1]["type"] == "message":
             output[-1]["status"] = "incomplete"  # the text was cut off
         return _response_object(response_id=response_id, created=response.created or now(), model=model,
-                                status=status, output=output, usage=_usage_json(response.usage),
-                                incomplete=incomplete, error=error)
+                                status=status, output=output, usage=_usage_json(_shaped_usage(
+                                    response.usage, shape, "".join(p.text for p in response.content
+                                                                   if isinstance(p, ThinkingPart)))),
+                                incomplete=incomplete, error=error, context=context)
 
     def stream_encoder(self, *, model: str, context: AnswerContext = NO_CONTEXT) -> ResponsesStreamEncoder:
         return ResponsesStreamEncoder(model=model, context=context)

@@ -123,6 +123,8 @@ class SSEPassthrough:
         return frame(data, event.event)
 
     def done(self) -> bytes:
+        if self._protocol is WireProtocol.OPENAI_RESPONSES:
+            return b"\n"  # the reference relays the upstream's closing blank line on Responses streams
         return DONE_FRAME if self._protocol is WireProtocol.OPENAI_CHAT else b""
 
     def error_frame(self, error: ProxyError | UpstreamError) -> bytes:

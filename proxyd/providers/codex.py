@@ -8,6 +8,7 @@ from typing import Any
 from proxyd.credentials.model import Credential
 from proxyd.protocols.base import WireProtocol
 from proxyd.providers.base import LocalCount, UpstreamRequest, custom_headers, json_bytes
+from proxyd.providers.codex_session import ClientOrigin, codex_cache_id
 
 # The recorded reference build (newer than v6.9.0) presents itself as this Codex TUI, whatever the client sent.
 DEFAULT_USER_AGENT = "codex-tui/0.154.0 (Mac OS 26.5.2; arm64) iTerm.app/3.6.11 (codex-tui; 0.154.0)"
@@ -17,10 +18,24 @@ _FORWARDED_HEADERS = ("Version", "X-Codex-Turn-Metadata")
 # Fields the Codex backend rejects (translation.md §3.12, routing.md §2.6).
 _DROPPED_FIELDS = ("previous_response_id", "prompt_cache_retention", "safety_identifier", "max_output_tokens",
                    "max_completion_tokens", "temperature", "top_p", "truncation", "context_management", "user")
+# The recorded build offers the Codex backend's image tool on every /responses call (never twice).
+IMAGE_GENERATION_TOOL = {"type": "image_generation", "output_format": "png"}
+
+
+def with_image_tool(tools: Any) -> list[Any]:
+    """`tools` with the image-generation tool appended unless one is there already."""
+    listed = list(tools) if isinstance(tools, list) else []
+    if not any(isinstance(t, dict) and t.get("type") == IMAGE_GENERATION_TOOL["type"] for t in listed):
+        listed.append(dict(IMAGE_GENERATION_TOOL))
+    return listed
 
 
 class CodexProvider(LocalCount):
-    """Responses API over HTTP with a Bearer key; the upstream only streams, so every call streams."""
+    """Responses API over HTTP with a Bearer key; the upstream only streams, so every call streams.
+
+    `origin` (the client's protocol, body and key) decides the prompt-cache / session id (codex_session.py);
+    without it (compact, direct callers) a client `prompt_cache_key` is still honoured.
+    """
 
     kind = "codex"
     protocol = WireProtocol.OPENAI_RESPONSES
@@ -28,7 +43,7 @@ class CodexProvider(LocalCount):
 
     def build_request(
         self, credential: Credential, upstream_model: str, body: dict[str, Any], *, stream: bool,
-        client_headers: Mapping[str, str],
+        client_headers: Mapping[str, str], origin: ClientOrigin | None = None,
     ) -> UpstreamRequest:
         payload = dict(body)
         payload["model"] = upstream_model
@@ -64,6 +79,13 @@ class CodexProvider(LocalCount):
             value = client_headers.get(name)
             if value:
                 headers[name] = value
+        if origin is not None:
+            payload["tools"] = with_image_tool(payload.get("tools"))
+            cache_key = codex_cache_id(origin, client_headers)
+            if cache_key:
+                payload["prompt_cache_key"] = cache_key
+            else:
+                payload.pop("prompt_cache_key", None)
         cache_key = payload.get("prompt_cache_key")
         if isinstance(cache_key, str) and cache_key:
             headers["Session-Id"] = cache_key

@@ -20,12 +20,22 @@ from test_codec_openai_responses_support import (
     to_canonical,
 )
 
-from proxyd.protocols.codec import CodecError
+from proxyd.protocols.base import WireProtocol
+from proxyd.protocols.codec import NO_CONTEXT, AnswerContext, CodecError
 from proxyd.protocols.openai_responses import OpenAIResponsesCodec
 
 GOLDEN = Path(__file__).resolve().parent.parent / "golden" / "openai_responses"
 CASES = sorted(GOLDEN.glob("*.json"))
 codec = OpenAIResponsesCodec()
+
+
+def context_of(given: dict[str, Any]) -> AnswerContext:
+    """An optional `"context": {"source": <protocol>, "client_body": {...}}` of an encode case."""
+    raw = given.get("context")
+    if not raw:
+        return NO_CONTEXT
+    source = WireProtocol(raw["source"]) if raw.get("source") else None
+    return AnswerContext(source=source, client_body=raw.get("client_body"))
 
 
 def run(case: dict[str, Any]) -> Any:
@@ -43,13 +53,14 @@ def run(case: dict[str, Any]) -> Any:
     if direction == "decode_response":
         return from_canonical(codec.decode_response(given["body"]))
     if direction == "encode_response":
-        return codec.encode_response(to_canonical(given["response"]), model=given["model"])
+        return codec.encode_response(to_canonical(given["response"]), model=given["model"],
+                                     context=context_of(given))
     if direction == "stream_decode":
         decoder = codec.stream_decoder()
         events = [e for sse in sse_events(given["events"]) for e in decoder.decode(sse)]
         return from_canonical(events + decoder.close())
     if direction == "stream_encode":
-        encoder = codec.stream_encoder(model=given["model"])
+        encoder = codec.stream_encoder(model=given["model"], context=context_of(given))
         raw = b"".join(encoder.encode(to_canonical(e)) for e in given["events"]) + encoder.close()
         assert raw.startswith(b"\nevent: "), "a Responses stream opens with a blank line (api-surface §7.6.2)"
         assert raw.endswith(b"\n\n")

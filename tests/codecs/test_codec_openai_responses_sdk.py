@@ -76,6 +76,22 @@ async def consume(raw: bytes) -> dict[str, Any]:
     return seen
 
 
+async def consume_until_error(raw: bytes) -> tuple[dict[str, Any], openai.APIError]:
+    """Like `consume`, for a stream ending in an `error` event: the SDK raises it as an APIError."""
+    seen: dict[str, Any] = {"text": "", "types": []}
+    async with ReplayServer(chunked(raw)) as srv:
+        client = openai.AsyncOpenAI(base_url=srv.url + "/v1", api_key="x", max_retries=0)
+        stream = await client.responses.create(model="client-model", input="hi", stream=True)
+        try:
+            async for event in stream:
+                seen["types"].append(event.type)
+                if isinstance(event, ResponseTextDeltaEvent):
+                    seen["text"] += event.delta
+        except openai.APIError as exc:
+            return seen, exc
+    raise AssertionError("the SDK did not raise the stream's error event")
+
+
 async def final_response(raw: bytes) -> Any:
     """`responses.stream(...)` → `get_final_response()` (the SDK's accumulating helper)."""
     async with ReplayServer(chunked(raw, 101)) as srv:
@@ -93,7 +109,10 @@ def summary_of(response: Any) -> str:
     return "".join(s.text for o in response.output if isinstance(o, ResponseReasoningItem) for s in o.summary)
 
 
-def assert_usage(usage: Any, expected: Usage) -> None:
+def assert_usage(usage: Any, expected: Usage | None) -> None:
+    if expected is None:  # no usage from the upstream: the final response carries none (as the reference)
+        assert usage is None
+        return
     assert usage.input_tokens == expected.input_tokens
     assert usage.output_tokens == expected.output_tokens
     assert usage.input_tokens_details.cached_tokens == expected.cached_tokens
@@ -131,7 +150,7 @@ SCENARIOS: dict[str, tuple[list[StreamEvent], dict[str, Any]]] = {
     ),
     "missing_start_end_and_finish": (
         [TextDelta("Sure"), ToolCallStart(0, "call_x", "ls"), ToolCallDelta(0, '{"path":"."}')],
-        {"text": "Sure", "thinking": "", "status": "completed", "usage": Usage(),
+        {"text": "Sure", "thinking": "", "status": "completed", "usage": None,
          "calls": [("call_x", "ls", {"path": "."})]},
     ),
     "usage_before_finish": (
@@ -143,7 +162,7 @@ SCENARIOS: dict[str, tuple[list[StreamEvent], dict[str, Any]]] = {
     "tool_call_without_arguments_or_id": (
         [StreamStart(id="c6"), ToolCallStart(0, "", "now"), ToolCallStart(1, "", "today"),
          Finish(FinishReason.TOOL_CALLS)],
-        {"text": "", "thinking": "", "status": "completed", "usage": Usage(),
+        {"text": "", "thinking": "", "status": "completed", "usage": None,
          "calls": [("<minted>", "now", {}), ("<minted>", "today", {})]},
     ),
 }
@@ -210,14 +229,14 @@ async def test_sdk_stream_length_is_incomplete() -> None:
 
 
 async def test_sdk_stream_mid_stream_error_event() -> None:
+    # The reference's error frame `{"type":"error","error":{"type","code","message","param"}}`: the SDK raises it.
     events: list[StreamEvent] = [StreamStart(id="c8"), TextDelta("partial"),
                                  StreamError(status=429, message="Too many requests")]
-    seen = await consume(encode_stream(events))
+    seen, error = await consume_until_error(encode_stream(events))
     assert seen["text"] == "partial"
-    assert seen["final"] is None
-    error = seen["error"]
-    assert error is not None and error.code == "rate_limit_exceeded" and error.message == "Too many requests"
-    assert seen["types"][-1] == "error"
+    assert "response.completed" not in seen["types"]
+    assert error.code == "rate_limit_exceeded" and error.message == "Too many requests"
+    assert error.type == "rate_limit_error"
 
 
 async def test_sdk_stream_error_before_anything() -> None:
@@ -225,8 +244,9 @@ async def test_sdk_stream_error_before_anything() -> None:
     raw = encoder.error(500, '{"error":{"message":"boom","code":"server_error"}}')
     assert raw.startswith(b"\nevent: error\n")
     assert encoder.close() == b"" and encoder.encode(TextDelta("late")) == b""
-    seen = await consume(raw)
-    assert seen["error"].code == "server_error" and seen["error"].message == "boom"
+    seen, error = await consume_until_error(raw)
+    assert seen["types"] == []
+    assert error.code == "server_error" and error.message == "boom"
 
 
 # --------------------------------------------------------------------------------------------- non-stream
