@@ -11,10 +11,11 @@ from typing import Any
 
 from proxyd.http.errors import ProxyError
 from proxyd.pipeline.exchange import Exchange
-from proxyd.protocols import gemini, openai_completions
+from proxyd.protocols import openai_completions
 from proxyd.protocols.base import WireProtocol
 from proxyd.protocols.canonical import Request
 from proxyd.protocols.codec import AnswerContext, CodecError
+from proxyd.protocols.gemini_passthrough import normalise_passthrough
 from proxyd.protocols.registry import codec_for
 from proxyd.protocols.rewrite import CanonicalRewriter, CompletionsFromChat, ResponseRewriter, SSEPassthrough
 
@@ -58,8 +59,8 @@ class Translation:
     def request_for(self, upstream: WireProtocol, upstream_model: str) -> dict[str, Any]:
         """The request body for an upstream speaking `upstream` (providers still set the model)."""
         if upstream is self.client:
-            # Gemini passthrough still gets the default safety settings when it carries none (translation §2.1).
-            return gemini.with_default_safety(self.body) if upstream is WireProtocol.GEMINI else self.body
+            # Gemini passthrough is still normalised as the reference does (translation §2.1, §3.8).
+            return normalise_passthrough(self.body) if upstream is WireProtocol.GEMINI else self.body
         key = (upstream, upstream_model)
         if key not in self._encoded:
             if self._legacy_to_chat(upstream):

@@ -2,8 +2,9 @@
 
 Mapping decisions (the lossy ones last):
 - Roles: `model` ↔ assistant; `user`, `function`, `tool` and unknown roles → user.
-- `functionCall` ↔ ToolCallPart: `args` (object) ↔ JSON text; the call's `id` when Gemini gave one, else a minted
-  `call_…`; a part's `thoughtSignature` → `signature` with `signature_source=GEMINI`.
+- `functionCall` ↔ ToolCallPart: `args` (object) ↔ JSON text; the call's `id` when Gemini gave one, else
+  `call_gemini_<n>` numbered within the request (deterministic, as the reference); a part's `thoughtSignature`
+  → `signature` with `signature_source=GEMINI`.
 - `functionResponse` ↔ ToolResultPart, paired to the earlier call by `id`, else the oldest unanswered call of that
   name, else the oldest unanswered call. `response` → text: the string of `{"result"|"output"|"content": str}`,
   `{"error": x}` → `is_error` with x's text, anything else → its compact JSON. Encoding: `{"output": text}`, or the
@@ -70,6 +71,7 @@ from proxyd.protocols.canonical import (
 )
 from proxyd.protocols.codec import NO_CONTEXT, AnswerContext, CodecError
 from proxyd.protocols.common import arguments_to_object, object_to_arguments, parse_data_url
+from proxyd.protocols.gemini_answers import TRAFFIC_TYPE, AnswerStyle, style_for, usage_gemini_convention
 from proxyd.protocols.gemini_schema import clean_schema_for_gemini, openapi_to_json_schema
 from proxyd.protocols.ids import new_id, now
 from proxyd.protocols.sse import SSEEvent, frame
@@ -195,8 +197,17 @@ def _parse_time(value: Any) -> int:
     return 0
 
 
-def _format_time(created: int) -> str:
-    return _dt.datetime.fromtimestamp(created, _dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+def _format_time(created: int, fmt: str = "%Y-%m-%dT%H:%M:%S.%fZ") -> str:
+    return _dt.datetime.fromtimestamp(created, _dt.UTC).strftime(fmt)
+
+
+def _usage_metadata(style: AnswerStyle, usage: Usage | None) -> dict[str, Any] | None:
+    """`usageMetadata` in the style's convention; `{"trafficType": …}` alone when the style wants it without
+    counts; None when there is nothing to say."""
+    meta = style.usage(usage) if usage is not None else None
+    if style.traffic_type:
+        meta = {**(meta or {}), "trafficType": TRAFFIC_TYPE}
+    return meta
 
 
 def _unwrap_envelope(body: Any) -> Any:
@@ -231,6 +242,14 @@ def _media_part(part: ImagePart | FilePart) -> dict[str, Any] | None:
         label = part.filename or part.file_id
         return {"text": f"[file {label} is not available to this model]"}
     return None
+
+
+def _snake_inline(media: dict[str, Any]) -> dict[str, Any]:
+    """Request content blobs in the snake-case form the reference sends (`inline_data {mime_type, data}`)."""
+    inline = media.get("inlineData")
+    if not isinstance(inline, Mapping):
+        return media
+    return {"inline_data": {"mime_type": inline.get("mimeType"), "data": inline.get("data")}}
 
 
 def _code_text(part: Mapping[str, Any]) -> str | None:
@@ -276,7 +295,7 @@ def _tool_response_object(text: str, is_error: bool) -> dict[str, Any]:
             value = None
         if isinstance(value, dict) and not (len(value) == 1 and next(iter(value)) in (*_RESULT_KEYS, "error")):
             return value
-    return {"output": text}
+    return {"result": text}
 
 
 def _gemini_finish(reason: FinishReason | None) -> str:
@@ -319,16 +338,7 @@ def usage_from_gemini(meta: Any) -> Usage | None:
 
 def usage_to_gemini(usage: Usage) -> dict[str, Any]:
     """Canonical Usage → `usageMetadata` in Gemini's convention (candidates exclude thoughts)."""
-    out: dict[str, Any] = {
-        "promptTokenCount": usage.input_tokens,
-        "candidatesTokenCount": max(usage.output_tokens - usage.reasoning_tokens, 0),
-        "totalTokenCount": usage.total,
-    }
-    if usage.reasoning_tokens:
-        out["thoughtsTokenCount"] = usage.reasoning_tokens
-    if usage.cached_tokens:
-        out["cachedContentTokenCount"] = usage.cached_tokens
-    return out
+    return usage_gemini_convention(usage)
 
 
 # ============================================================================================ response parts
@@ -337,10 +347,12 @@ def usage_to_gemini(usage: Usage) -> dict[str, Any]:
 class _PartEncoder:
     """Canonical assistant parts → Gemini parts, carrying a pending Gemini signature onto the next part."""
 
-    def __init__(self, *, request: bool = False, model_turn: bool = False) -> None:
+    def __init__(self, *, request: bool = False, model_turn: bool = False, foreign_sentinel: bool = False) -> None:
         self.pending: str | None = None
+        self.request = request
         self.thoughts = not request  # requests omit thought text (only a Gemini signature is carried over)
         self.sentinel = request and model_turn  # replayed unsigned function calls get SENTINEL_SIGNATURE
+        self.foreign_sentinel = foreign_sentinel  # a thought signed elsewhere shows the sentinel instead
 
     def take(self, own: str | None = None) -> str | None:
         signature = own or self.pending
@@ -361,6 +373,8 @@ class _PartEncoder:
             out = {"text": part.text, "thought": True}
             if own:
                 out["thoughtSignature"] = own
+            elif self.foreign_sentinel and part.signature:
+                out["thoughtSignature"] = SENTINEL_SIGNATURE
             return out
         elif isinstance(part, ToolCallPart):
             call: dict[str, Any] = {"name": part.name, "args": arguments_to_object(part.arguments)}
@@ -376,7 +390,7 @@ class _PartEncoder:
             media = _media_part(part)
             if media is None:
                 return None
-            out = media
+            out = _snake_inline(media) if self.request else media
         else:
             return None
         signature = self.take()
@@ -586,21 +600,24 @@ class GeminiCodec:
     def encode_response(
         self, response: Response, *, model: str, context: AnswerContext = NO_CONTEXT
     ) -> dict[str, Any]:
-        encoder = _PartEncoder()
+        style = style_for(context.source)
+        encoder = _PartEncoder(foreign_sentinel=style.foreign_thought_sentinel)
         parts = [p for p in (encoder.encode(part) for part in response.content) if p is not None]
         if encoder.pending:
             parts.append({"text": "", "thoughtSignature": encoder.pending})
-        candidate: dict[str, Any] = {
-            "content": {"role": "model", "parts": parts or [{"text": ""}]},
-            "finishReason": _gemini_finish(response.finish_reason),
-        }  # no `index`: the reference's translated answers omit it
+        candidate: dict[str, Any] = {"content": {"role": "model", "parts": parts or [{"text": ""}]}}
+        if style.index:
+            candidate["index"] = 0
+        candidate["finishReason"] = _gemini_finish(response.finish_reason)
         out: dict[str, Any] = {"candidates": [candidate]}
-        if response.usage is not None:
-            out["usageMetadata"] = usage_to_gemini(response.usage)
-        out["modelVersion"] = model
-        if response.created:
-            out["createTime"] = _format_time(response.created)
-        out["responseId"] = response.id or new_id("resp_")
+        meta = _usage_metadata(style, response.usage)
+        if meta is not None:
+            out["usageMetadata"] = meta
+        out[style.model_key] = model
+        if style.json_time and response.created:
+            out["createTime"] = _format_time(response.created, style.time_format)
+        if style.response_id:
+            out["responseId"] = response.id or new_id("resp_")
         return out
 
     def stream_encoder(self, *, model: str, context: AnswerContext = NO_CONTEXT) -> GeminiStreamEncoder:
@@ -725,6 +742,13 @@ class _RequestDecoder:
 
     def __init__(self) -> None:
         self.open_calls: list[tuple[str, str]] = []  # (id, name), unanswered, oldest first
+        self.minted = 0
+
+    def _mint(self) -> str:
+        """An id for a call Gemini sent without one: numbered within the request (`call_gemini_<16 digits>`, as
+        the reference), so the same history gets the same ids on every turn and upstream prompt caches hold."""
+        self.minted += 1
+        return f"call_gemini_{self.minted:016d}"
 
     def decode(self, contents: list[Any]) -> list[Message]:
         messages: list[Message] = []
@@ -762,7 +786,7 @@ class _RequestDecoder:
                 return cid
         if self.open_calls:
             return self.open_calls.pop(0)[0]
-        return new_id("call_")
+        return self._mint()
 
     def _part(self, part: Any, where: str) -> list[Part]:
         if not isinstance(part, Mapping):
@@ -793,7 +817,7 @@ class _RequestDecoder:
             call_id = call.get("id")
             if call_id is not None and not isinstance(call_id, str):
                 raise CodecError(f"{where}.functionCall.id", "must be a string")
-            call_id = call_id or new_id("call_")
+            call_id = call_id or self._mint()
             self.open_calls.append((call_id, name))
             return [ToolCallPart(id=call_id, name=name, arguments=object_to_arguments(dict(args or {})),
                                  signature=signature or None,
@@ -876,9 +900,10 @@ def _encode_declaration(tool: Tool) -> dict[str, Any]:
     decl: dict[str, Any] = {"name": tool.name}
     if tool.description:
         decl["description"] = tool.description
-    schema = clean_schema_for_gemini(tool.parameters)
-    if schema.get("properties"):
-        decl["parameters"] = schema
+    if tool.parameters:
+        # Full JSON Schema field (what the reference sends); still cleaned, so old models that map it onto the
+        # OpenAPI subset accept it too.
+        decl["parametersJsonSchema"] = clean_schema_for_gemini(tool.parameters)
     return decl
 
 
@@ -1113,56 +1138,119 @@ class _OpenCall:
 
 class GeminiStreamEncoder:
     """Canonical events → Gemini SSE: one `data: <GenerateContentResponse>` chunk per new part; whole function
-    calls at their end; the last chunk carries finishReason and usageMetadata; no terminator."""
+    calls at their end; the last chunk carries finishReason and usageMetadata; no terminator. The details that
+    depend on the upstream (start chunk, where calls and usage go, ids and times) follow its AnswerStyle."""
 
     def __init__(self, *, model: str, context: AnswerContext = NO_CONTEXT) -> None:
         self.context = context
+        self.style = style_for(context.source)
         self.model = model
         self.response_id = ""
+        self.created = 0
         self.any_event = False
         self.calls: dict[int, _OpenCall] = {}
+        self.held: list[dict[str, Any]] = []  # finished calls waiting for the finish (style.calls_at_finish)
         self.parts = _PartEncoder()
         self.finish: Finish | None = None
         self.usage: Usage | None = None
+        self.usage_pending = False
         self.saw_tool_call = False
+        self.closed_candidate = False  # usage_chunk style: the finish chunk went out
         self.done = False
 
-    def _chunk(self, parts: list[dict[str, Any]], *, final: bool = False) -> bytes:
-        candidate: dict[str, Any] = {"content": {"role": "model", "parts": parts}}  # no `index`, as the reference
-        body: dict[str, Any] = {"candidates": [candidate]}
-        if final:
-            reason = self.finish.reason if self.finish is not None else (
-                FinishReason.TOOL_CALLS if self.saw_tool_call else FinishReason.STOP)
-            candidate["finishReason"] = _gemini_finish(reason)
-            if self.usage is not None:
-                body["usageMetadata"] = usage_to_gemini(self.usage)
-        body["modelVersion"] = self.model
-        if not self.response_id:
-            self.response_id = new_id("resp_")
-        body["responseId"] = self.response_id
+    # ------------------------------------------------------------------ chunks
+
+    def _reason(self) -> str:
+        reason = self.finish.reason if self.finish is not None else (
+            FinishReason.TOOL_CALLS if self.saw_tool_call else FinishReason.STOP)
+        return _gemini_finish(reason)
+
+    def _time(self, *, delta: bool) -> str:
+        if delta and self.style.delta_time:
+            return self.style.delta_time
+        return _format_time(self.created or now(), self.style.time_format)
+
+    def _chunk(self, parts: list[dict[str, Any]] | None, *, reason: str | None = None, usage: bool = False,
+               delta: bool = True) -> bytes:
+        """One chunk: a candidate with `parts` (none when `parts` is None), usage counts when `usage`."""
+        style = self.style
+        body: dict[str, Any] = {"candidates": []}
+        if parts is not None:
+            candidate: dict[str, Any] = {"content": {"role": "model", "parts": parts}}
+            if style.index:
+                candidate["index"] = 0
+            if reason:
+                candidate["finishReason"] = reason
+            body["candidates"].append(candidate)
+        meta = _usage_metadata(style, self.usage if usage else None)
+        if meta is not None:
+            body["usageMetadata"] = meta
+        body[style.model_key] = self.model
+        if style.stream_time:
+            body["createTime"] = self._time(delta=delta)
+        if style.response_id:
+            if not self.response_id:
+                self.response_id = new_id("resp_")
+            body["responseId"] = self.response_id
         return frame(_json_text(body).encode())
 
-    def _flush_calls(self) -> bytes:
-        return b"".join(self._emit_call(index) for index in sorted(self.calls))
-
-    def _emit_call(self, index: int) -> bytes:
+    def _call_part(self, index: int) -> dict[str, Any] | None:
         call = self.calls.pop(index, None)
         if call is None:
-            return b""
-        part = self.parts.encode(ToolCallPart(id=call.id, name=call.name, arguments="".join(call.args),
+            return None
+        return self.parts.encode(ToolCallPart(id=call.id, name=call.name, arguments="".join(call.args),
                                               signature=call.signature,
                                               signature_source=WireProtocol.GEMINI if call.signature else None))
-        return self._chunk([part]) if part is not None else b""
+
+    def _end_call(self, index: int) -> bytes:
+        part = self._call_part(index)
+        if part is None:
+            return b""
+        if self.style.calls_at_finish:
+            self.held.append(part)
+            return b""
+        return self._chunk([part], reason="STOP" if self.style.call_finish_reason else None)
+
+    def _flush_calls(self) -> bytes:
+        out = b"".join(self._end_call(index) for index in sorted(self.calls))
+        if self.held and not self.style.usage_chunk:
+            held, self.held = self.held, []
+            out += self._chunk(held, reason="STOP" if self.style.call_finish_reason else None)
+        return out
+
+    def _usage_chunk(self) -> bytes:
+        self.usage_pending = False
+        return self._chunk(None, usage=True, delta=False)
+
+    def _close_candidate(self) -> bytes:
+        """usage_chunk style: the held calls (if any) and the finish reason in one chunk."""
+        for index in sorted(self.calls):
+            self._end_call(index)
+        held, self.held = self.held, []
+        self.closed_candidate = True
+        out = self._chunk(held, reason=self._reason())
+        if self.usage_pending:
+            out += self._usage_chunk()
+        return out
 
     def _final(self) -> bytes:
         if self.done:
             return b""
+        self.done = True
+        if self.style.usage_chunk:
+            if not self.closed_candidate:
+                return self._close_candidate()
+            return self._usage_chunk() if self.usage_pending else b""
         out = self._flush_calls()
-        parts: list[dict[str, Any]] = [{"text": ""}]
+        parts: list[dict[str, Any]] = [] if self.style.final_parts_empty else [{"text": ""}]
         if self.parts.pending:
             parts = [{"text": "", "thoughtSignature": self.parts.take()}]
-        self.done = True
-        return out + self._chunk(parts, final=True)
+        reason: str | None = self._reason()
+        if self.style.final_omits_stop and reason == "STOP":
+            reason = None
+        return out + self._chunk(parts, reason=reason, usage=True, delta=False)
+
+    # ------------------------------------------------------------------ events
 
     def encode(self, event: StreamEvent) -> bytes:
         if self.done:
@@ -1171,7 +1259,9 @@ class GeminiStreamEncoder:
         if isinstance(event, StreamStart):
             if event.id and not self.response_id:
                 self.response_id = event.id
-            return b""
+            if event.created and not self.created:
+                self.created = event.created
+            return self._chunk([], delta=False) if self.style.start_chunk else b""
         if isinstance(event, TextDelta | ThinkingDelta):
             if not event.text:
                 return b""
@@ -1181,6 +1271,8 @@ class GeminiStreamEncoder:
         if isinstance(event, ThinkingSignature):
             if event.source is WireProtocol.GEMINI and event.signature:
                 self.parts.pending = event.signature
+            elif self.style.signature_chunk and event.signature:
+                return self._chunk([{"thought": True, "thoughtSignature": SENTINEL_SIGNATURE}])
             return b""
         if isinstance(event, ToolCallStart):
             self.saw_tool_call = True
@@ -1195,12 +1287,21 @@ class GeminiStreamEncoder:
             call.args.append(event.arguments)
             return b""
         if isinstance(event, ToolCallEnd):
-            return self._emit_call(event.index)
+            return self._end_call(event.index)
         if isinstance(event, UsageUpdate):
             self.usage = event.usage
-            return self._final() if self.finish is not None else b""
+            self.usage_pending = True
+            if self.finish is None:
+                return b""
+            if self.style.usage_chunk:
+                return self._usage_chunk()
+            return self._final()
         if isinstance(event, Finish):
+            if event.native is None and not self.style.synthesize_final:
+                return self.close()  # a finish the decoder inferred at a cut: the upstream never finished
             self.finish = event
+            if self.style.usage_chunk:
+                return self._close_candidate()
             return self._flush_calls()
         if isinstance(event, StreamError):
             return self.error(event.status, event.message)
@@ -1208,6 +1309,15 @@ class GeminiStreamEncoder:
 
     def close(self) -> bytes:
         if self.done or not self.any_event:
+            return b""
+        if self.finish is None and not self.style.synthesize_final:
+            # The upstream ended without finishing (as the reference: no invented final chunk), but calls
+            # already received still reach the client.
+            self.done = True
+            if self.calls or self.held:
+                if self.style.usage_chunk:
+                    return self._close_candidate()
+                return self._flush_calls()
             return b""
         return self._final()
 

@@ -21,7 +21,8 @@ What it does, node by node (a property *name* is never treated as a keyword, so 
   become an `anyOf` of the single types (with `items`/`properties` attached to the alternative they belong to);
   type names are lower-cased (`OBJECT` → `object`), unknown ones become `string`;
 - `const: v` becomes `enum: [v]`; `enum` is kept only on strings (values stringified, `null` values turned into
-  `nullable`); an `enum` on a non-string type is removed and listed in the description (`Allowed: 1, 2`) so the
+  `nullable`; 2 to 10 choices are also listed in the description, `Allowed: a, b`); an `enum` on a non-string
+  type is removed and listed in the description (`Allowed: 1, 2`) so the
   type — and therefore what the model sends back — stays right;
 - `format` is kept only for strings and only `enum`/`date-time`; other string formats become a hint
   (`format: uri`); `minLength`/`maxLength`/`pattern` become hints too;
@@ -42,6 +43,7 @@ _SHAPE_KEYS = frozenset({"type", "properties", "items", "prefixItems", "enum", "
                          "allOf"})
 _HINT_KEYS = ("minLength", "maxLength", "pattern")
 _MAX_DEPTH = 48
+_ENUM_HINT_MAX = 10
 
 
 def clean_schema_for_gemini(schema: Any, *, object_root: bool = True) -> dict[str, Any]:
@@ -312,6 +314,8 @@ class _Cleaner:
                 strings = list(dict.fromkeys(_scalar_text(v) for v in enum_values))
                 if strings:
                     out["enum"] = strings
+                if 2 <= len(strings) <= _ENUM_HINT_MAX:  # the model also reads the choices (as the reference)
+                    _hint(out, "Allowed: " + ", ".join(strings))
             elif enum_values:
                 _hint(out, "Allowed: " + ", ".join(_scalar_text(v) for v in enum_values))
         if kind == "string":

@@ -4,9 +4,10 @@ Each file: {"name", "direction", "input", "expected"}; directions:
 - decode_request: input {"body", "model"?, "stream"?} → expected canonical Request (tagged JSON, see gemini_testlib);
 - encode_request: input {"request": canonical, "model"?} → expected Gemini body;
 - decode_response: input = Gemini body → expected canonical Response;
-- encode_response: input {"response": canonical, "model"} → expected Gemini body;
+- encode_response: input {"response": canonical, "model", "source"?} → expected Gemini body (`source`: the upstream
+  protocol of the AnswerContext, for the per-pair shapes of gemini_answers.py);
 - stream_decode: input = list of {"data": str|object, "event"?} → expected canonical events (decode + close);
-- stream_encode: input {"model", "events": [canonical], "error"?: [status, message]} → expected list of frames
+- stream_encode: input {"model", "source"?, "events": [canonical], "error"?: [status, message]} → expected frames
   {"data": object, "event"?} (raw bytes must also be `data: …\\n\\n` frames);
 - clean_schema: input = JSON schema → expected cleaned schema.
 """
@@ -20,12 +21,19 @@ from typing import Any
 import pytest
 from gemini_testlib import from_json, match, parse_frames, to_json
 
+from proxyd.protocols.base import WireProtocol
+from proxyd.protocols.codec import AnswerContext
 from proxyd.protocols.gemini import GeminiCodec
 from proxyd.protocols.gemini_schema import clean_schema_for_gemini
 from proxyd.protocols.sse import SSEEvent
 
 GOLDEN = Path(__file__).resolve().parent.parent / "golden" / "gemini"
 CASES = sorted(GOLDEN.glob("*.json"))
+
+
+def _context(data: Any) -> AnswerContext:
+    source = data.get("source") if isinstance(data, dict) else None
+    return AnswerContext(source=WireProtocol(source) if source else None)
 
 
 def _run(direction: str, data: Any) -> Any:
@@ -38,7 +46,8 @@ def _run(direction: str, data: Any) -> Any:
     if direction == "decode_response":
         return to_json(codec.decode_response(data))
     if direction == "encode_response":
-        return codec.encode_response(from_json(data["response"]), model=data.get("model", "alias"))
+        return codec.encode_response(from_json(data["response"]), model=data.get("model", "alias"),
+                                     context=_context(data))
     if direction == "stream_decode":
         decoder = codec.stream_decoder()
         events = []
@@ -49,7 +58,7 @@ def _run(direction: str, data: Any) -> Any:
         events.extend(decoder.close())
         return to_json(events)
     if direction == "stream_encode":
-        encoder = codec.stream_encoder(model=data.get("model", "alias"))
+        encoder = codec.stream_encoder(model=data.get("model", "alias"), context=_context(data))
         out = b"".join(encoder.encode(from_json(event)) for event in data["events"])
         if "error" in data:
             out += encoder.error(*data["error"])

@@ -29,6 +29,7 @@ from proxyd.protocols.canonical import (
     Usage,
     UsageUpdate,
 )
+from proxyd.protocols.codec import AnswerContext
 from proxyd.protocols.gemini import GeminiCodec
 from proxyd.protocols.gemini_cli import CliStreamEncoder
 
@@ -223,3 +224,44 @@ async def test_sdk_stream_through_cli_envelope_is_unwrapped_by_codec_not_sdk() -
     decoder = GeminiCodec().stream_decoder()
     events = [e for ev in SSEParser().feed(raw) for e in decoder.decode(ev)]
     assert [type(e).__name__ for e in events] == ["StreamStart", "TextDelta", "Finish"]
+
+
+# ----------------------------------------------------------------------------------------- per-upstream answer shapes
+
+_SOURCES = [WireProtocol.CLAUDE, WireProtocol.OPENAI_RESPONSES, WireProtocol.OPENAI_CHAT]
+
+
+def encode_stream_from(source: WireProtocol, events: Sequence[StreamEvent]) -> list[bytes]:
+    encoder = GeminiCodec().stream_encoder(model=MODEL, context=AnswerContext(source=source))
+    return [c for c in [*(encoder.encode(e) for e in events), encoder.close()] if c]
+
+
+@pytest.mark.parametrize("source", _SOURCES, ids=[s.value for s in _SOURCES])
+async def test_sdk_parses_every_upstream_answer_shape(source: WireProtocol) -> None:
+    response = Response(id="up_1", model="m", created=1700000000, content=(
+        ThinkingPart(text="hmm", signature="foreign", signature_source=source), TextPart("Hi"),
+        ToolCallPart(id="call_1", name="f", arguments='{"a":1}'), ToolCallPart(id="call_2", name="g")),
+        finish_reason=FinishReason.TOOL_CALLS, usage=Usage(input_tokens=5, output_tokens=4, total_tokens=9))
+    parsed = await generate(GeminiCodec().encode_response(response, model=MODEL,
+                                                          context=AnswerContext(source=source)))
+    assert parsed.text == "Hi"
+    assert [(c.id, c.name, c.args) for c in parsed.function_calls] == [("call_1", "f", {"a": 1}),
+                                                                       ("call_2", "g", {})]
+    assert parsed.candidates[0].finish_reason == types.FinishReason.STOP
+    assert parsed.usage_metadata.total_token_count == 9
+
+
+@pytest.mark.parametrize("source", _SOURCES, ids=[s.value for s in _SOURCES])
+async def test_sdk_stream_every_upstream_shape(source: WireProtocol) -> None:
+    raw = encode_stream_from(source, [
+        StreamStart(id="up_1", model="m", created=1700000000), ThinkingDelta("a "), ThinkingDelta("b"),
+        ThinkingSignature("foreign-signature", source), TextDelta("Hel"), TextDelta("lo"),
+        ToolCallStart(0, "call_a", "get_weather"), ToolCallDelta(0, '{"city":"Paris"}'), ToolCallEnd(0),
+        ToolCallStart(1, "call_b", "get_time"), ToolCallDelta(1, "{}"), ToolCallEnd(1),
+        Finish(FinishReason.TOOL_CALLS, native="x"), UsageUpdate(Usage(input_tokens=10, output_tokens=5))])
+    assert b"foreign-signature" not in b"".join(raw)  # never forwarded (the Claude shape shows the sentinel)
+    chunks = await stream(raw)
+    assert _texts(chunks) == ("Hello", "a b")
+    assert _calls(chunks) == [("call_a", "get_weather", {"city": "Paris"}), ("call_b", "get_time", {})]
+    assert any(c.candidates and c.candidates[0].finish_reason == types.FinishReason.STOP for c in chunks)
+    assert chunks[-1].usage_metadata.total_token_count == 15
