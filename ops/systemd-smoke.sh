@@ -216,6 +216,10 @@ EOF
     local stuck restarts
     stuck=$(prop proxyd MainPID)
     restarts=$(prop proxyd NRestarts)
+    if [[ ! $stuck =~ ^[1-9][0-9]*$ ]]; then  # `kill -STOP 0` would stop this script's own process group
+        fail "no main process to stop (MainPID=$stuck)"
+        return
+    fi
     run kill -STOP "$stuck"
     if wait_for 30 bash -c '[[ $(systemctl show proxyd -p NRestarts --value) -gt $1 && $(systemctl is-active proxyd) == active ]]' _ "$restarts"; then
         pass "killed and restarted: PID $stuck -> $(prop proxyd MainPID), NRestarts $restarts -> $(prop proxyd NRestarts)"

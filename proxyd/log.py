@@ -22,6 +22,8 @@ from typing import Any, Literal
 import orjson
 import structlog
 
+from proxyd.systemd import JournalWriter, journal_socket_available
+
 LogFormat = Literal["auto", "json", "console", "journal"]
 
 # syslog(3) priorities journald understands; unknown levels are "info".
@@ -222,6 +224,8 @@ def setup_logging(*, debug: bool = False, fmt: LogFormat = "auto", stream: Any =
     """Configure structlog and the stdlib root logger once, at process start; returns the format in use."""
     stream = stream or sys.stdout
     fmt = resolve_format(fmt, stream)
+    if fmt == "journal" and journal_stream_matches(stream) and journal_socket_available():
+        stream = JournalWriter(stream)  # journal fields of their own: REQUEST_ID=…, STATUS=…
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,

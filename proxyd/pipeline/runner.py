@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import structlog
 from aiohttp import web
 
+from proxyd.http import access_log
 from proxyd.http.errors import ProxyError, UpstreamError
 from proxyd.pipeline import keepalive
 from proxyd.pipeline.auth import AuthStage
@@ -69,6 +72,7 @@ class Pipeline:
             raise
         finally:
             await exchange.aclose()
+            _access_fields(exchange)
             self._notify(exchange, status)
             exchange.capture.finish(status)  # a second call does nothing
 
@@ -106,3 +110,16 @@ class Pipeline:
         if failed is not None and error_family_of(failed) is exchange.error_family:
             return error.passthrough_response(exchange.error_family)
         return error.to_proxy_error().response(exchange.error_family)
+
+
+def _access_fields(exchange: Exchange) -> None:
+    """Hand the model, provider and credential to the request's access line (proxyd/http/access_log.py)."""
+    if not exchange.model:
+        return
+    fields: dict[str, Any] = {"model": exchange.model}
+    chosen = exchange.chosen
+    if chosen is not None:
+        fields["provider"] = chosen.route.credential.provider
+        fields["credential"] = chosen.credential_id
+    with contextlib.suppress(Exception):  # a WebSocket turn's request may be shared; never fail the answer
+        exchange.request[access_log.FIELDS] = fields
