@@ -29,12 +29,13 @@ from multidict import CIMultiDict
 
 from proxyd.http.errors import ProxyError
 from proxyd.http.request_id import request_id_of
-from proxyd.keys import RUNTIME
+from proxyd.keys import CONFIG_STORE, RUNTIME
 from proxyd.pipeline.auth import authenticate
 from proxyd.protocols.base import WireProtocol
 from proxyd.routes.custom_pipeline import exchange_for, pipeline_with
-from proxyd.ws.conversation import Conversation, TurnError, prewarm_frames
+from proxyd.ws.conversation import Conversation, Turn, TurnError, prewarm_frames
 from proxyd.ws.frames import WebSocketWriterStage, error_frame, proxy_error_frame, response_error_frame
+from proxyd.ws.upstream import CodexSocketDispatch, CodexSockets, SocketTurn, UpstreamSocketLost, relay_raw
 
 log = structlog.get_logger(__name__)
 
@@ -48,6 +49,27 @@ WS_SOCKETS = web.AppKey("proxyd.responses_ws_sockets", weakref.WeakSet)  # open 
 _HANDSHAKE_HEADERS = frozenset({"upgrade", "connection", "sec-websocket-key", "sec-websocket-version",
                                 "sec-websocket-extensions", "sec-websocket-protocol", "accept"})
 _CLOSE_TYPES = frozenset({WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR})
+STEER = "response.steer"
+
+
+def steering_enabled(app: web.Application) -> bool:
+    """`codex.response-steering: true` in the config file: `response.steer` messages reach the upstream socket."""
+    try:
+        return app[CONFIG_STORE].document.get(("codex", "response-steering")) is True
+    except Exception:  # no config store (bare test apps) or an odd document: steering stays off
+        return False
+
+
+def _steer_text(data: str | bytes) -> str | None:
+    """The message's text when it is a `response.steer`, else None (cheap test first)."""
+    text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
+    if STEER not in text:
+        return None
+    try:
+        message = json.loads(text)
+    except ValueError:
+        return None
+    return text if isinstance(message, dict) and message.get("type") == STEER else None
 
 
 class _UpgradeResponse(web.WebSocketResponse):
@@ -87,6 +109,8 @@ class _Connection:
         self.closed = asyncio.Event()
         self.turns = 0
         self.log = log.bind(request_id=request_id_of(request))
+        self.sockets = CodexSockets()  # the upstream Codex WebSocket of this connection, when one is used
+        self.steering = steering_enabled(request.app)
 
     async def send(self, text: str) -> None:
         await self.ws.send_str(text)
@@ -107,6 +131,7 @@ class _Connection:
             reader.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await reader
+            await self.sockets.close()
 
     async def _read(self) -> None:
         try:
@@ -115,6 +140,8 @@ class _Connection:
                 if msg.type in _CLOSE_TYPES:
                     return
                 if msg.type in (WSMsgType.TEXT, WSMsgType.BINARY):
+                    if self.steering and await self._steer_now(msg.data):
+                        continue
                     await self.queue.put(msg.data)
         except (ConnectionError, RuntimeError):
             return
@@ -122,6 +149,20 @@ class _Connection:
             self.closed.set()
             with contextlib.suppress(asyncio.QueueFull):
                 self.queue.put_nowait(None)
+
+    async def _steer_now(self, data: str | bytes) -> bool:
+        """A `response.steer` sent while a turn streams on the upstream socket goes to that socket at once
+        (the upstream folds it into the running response); True when it was forwarded."""
+        text = _steer_text(data)
+        socket = self.sockets.live()
+        if text is None or socket is None or not socket.busy:
+            return False
+        try:
+            await socket.send_text(text)
+        except (ConnectionError, RuntimeError):
+            return False
+        self.log.info("response.steer forwarded to the running upstream turn")
+        return True
 
     async def _run_guarded(self, message: Any) -> bool:
         """Run one message; cancel it when the socket closes first. False when the connection is over."""
@@ -154,6 +195,9 @@ class _Connection:
             await self.send_frame(error_frame(400, {"message": f"websocket request is not valid JSON: {exc}",
                                                     "type": "invalid_request_error"}))
             return
+        if self.steering and isinstance(message, dict) and message.get("type") == STEER:
+            await self._steer(text, message)
+            return
         try:
             turn = self.conversation.next_turn(message)
         except TurnError as exc:
@@ -165,9 +209,28 @@ class _Connection:
             await self.send_frame(completed)
             self.conversation.remember(turn.body, completed["response"])
             return
-        final = await self._run_turn(turn.body)
+        final = await self._run_turn(turn)
         if final is not None:
             self.conversation.remember(turn.body, final)
+
+    async def _steer(self, text: str, message: dict[str, Any]) -> None:
+        """A `response.steer` between turns: forwarded untouched on the upstream socket, its answer relayed
+        untouched. Without a socket there is nothing to steer: an error frame."""
+        try:
+            relayed = await relay_raw(self.sockets, text, self.send)
+        except UpstreamSocketLost as exc:
+            self.log.warning("upstream websocket lost during a steer", error=str(exc))
+            self.drop()
+            return
+        if relayed:
+            self.conversation.steered(message, relayed)
+            return
+        if relayed is None:
+            await self.send_frame(error_frame(400, {
+                "message": "response.steer needs a response running on an upstream websocket",
+                "type": "invalid_request_error"}))
+            return
+        self.drop()  # the steered response failed upstream: end the connection as after a failed turn
 
     def drop(self) -> None:
         """End the connection without a closing handshake, as the reference does after an upstream failure (the
@@ -176,7 +239,7 @@ class _Connection:
         if transport is not None:
             transport.close()
 
-    async def _run_turn(self, body: dict[str, Any]) -> dict[str, Any] | None:
+    async def _run_turn(self, turn: Turn) -> dict[str, Any] | None:
         """One pipeline run; the completed response object, or None when the turn failed.
 
         A turn that failed upstream (an error answer after the retries, a mid-stream failure, a cut stream) ends
@@ -184,11 +247,12 @@ class _Connection:
         """
         self.turns += 1
         rid = f"{request_id_of(self.request)}.{self.turns}"
-        exchange = exchange_for(self.turn_request, WireProtocol.OPENAI_RESPONSES, body, stream=True,
+        exchange = exchange_for(self.turn_request, WireProtocol.OPENAI_RESPONSES, turn.body, stream=True,
                                 request_id=rid)
         exchange.log = exchange.log.bind(transport="websocket", turn=self.turns)
         writer = WebSocketWriterStage(self.send)
-        pipeline = pipeline_with(self.request.app, writer)
+        self.sockets.turn = SocketTurn(turn.delta, turn.continues)
+        pipeline = pipeline_with(self.request.app, writer, CodexSocketDispatch(self.sockets))
         try:
             response = await pipeline.run(exchange)
         except ProxyError as exc:

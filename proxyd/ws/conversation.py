@@ -13,6 +13,10 @@ the last request it ran (its input already merged) and the `output` of that requ
 * A later `response.create` without `previous_response_id` is a full request of its own (Codex CLI sends the
   whole transcript when it cannot send an increment); only `model`/`instructions` are inherited when absent.
   The reference v6.9.0 merged these too, which doubles a Codex CLI transcript; its later versions do not.
+* On an upstream WebSocket (a `websockets: true` Codex credential) that still holds the last response, a
+  follow-up travels incrementally: only its own input, chained with `previous_response_id` (the client's, or
+  the last response's). A create whose input holds assistant messages or tool calls is a whole transcript
+  and is never chained.
 * `generate: false` on a create (Codex CLI's pre-warm) is answered locally with `response.created` +
   `response.completed` (empty output) and stored as the conversation's state; nothing goes upstream.
 """
@@ -56,10 +60,28 @@ class TurnError(Exception):
 
 @attrs.frozen
 class Turn:
-    """A normalized request ready for the pipeline; `prewarm` turns are answered locally."""
+    """A normalized request ready for the pipeline; `prewarm` turns are answered locally.
+
+    `delta` and `continues` say how the turn travels on an upstream WebSocket that still holds the response
+    `continues` (proxyd/ws/upstream.py): only `delta` as input, with `previous_response_id: continues`.
+    """
 
     body: dict[str, Any]
     prewarm: bool = False
+    delta: list[Any] | None = None
+    continues: str | None = None
+
+
+# Input items that only a whole transcript carries: such a create replaces the conversation, never continues it.
+def _is_transcript(items: list[Any]) -> bool:
+    for item in items:
+        if not isinstance(item, dict):
+            continue
+        kind = item.get("type")
+        if kind in ("function_call", "custom_tool_call") or (kind in (None, "message") and
+                                                               item.get("role") == "assistant"):
+            return True
+    return False
 
 
 def _blank(value: Any) -> bool:
@@ -130,7 +152,26 @@ class Conversation:
         if _blank(body.get("model")):
             raise TurnError(400, "missing model in response.create request")
         body["stream"] = True
-        return Turn(body, prewarm=kind == CREATE and message.get("generate") is False)
+        if kind == APPEND or previous is not None:
+            delta, continues = list(items), previous or self.response_id
+        elif not _is_transcript(items):
+            delta, continues = list(items), self.response_id
+        else:
+            delta, continues = None, None
+        return Turn(body, prewarm=kind == CREATE and message.get("generate") is False, delta=delta,
+                    continues=continues)
+
+    def steered(self, steer: dict[str, Any], response: dict[str, Any]) -> None:
+        """Store the answer to a `response.steer` relayed between turns: its input joins the transcript (a
+        string as a user message) and its response becomes the one later turns continue."""
+        if self.request is None:
+            return
+        value = steer.get("input")
+        items = ([{"type": "message", "role": "user", "content": [{"type": "input_text", "text": value}]}]
+                 if isinstance(value, str) else list(value) if isinstance(value, list) else [])
+        earlier = self.request.get("input")
+        request = {**self.request, "input": [*(earlier if isinstance(earlier, list) else []), *self.output, *items]}
+        self.remember(request, response)
 
     def remember(self, request: dict[str, Any], response: dict[str, Any]) -> None:
         """Store a finished turn: its request and its completed response's output and id."""

@@ -21,6 +21,7 @@ from aiohttp import web
 from proxyd.http.errors import ErrorFamily, ProxyError, UpstreamError
 from proxyd.pipeline.exchange import Exchange
 from proxyd.protocols.sse import SSEError, SSEEvent, SSEParser
+from proxyd.ws.upstream import UpstreamSocketLost
 
 Send = Callable[[str], Awaitable[None]]
 
@@ -88,7 +89,8 @@ class WebSocketWriterStage:
     """Stands in for the stream-rewrite stage: sends each rewritten event as one text frame via `send`.
 
     After the run, `final` holds the `response` object of the turn's `response.completed` (or
-    `response.incomplete`), `terminal` tells whether any terminal event was sent.
+    `response.incomplete`), `terminal` tells whether any terminal event was sent, `lost` whether the
+    upstream WebSocket went away mid-turn (then no error frame is sent: the connection is dropped).
     """
 
     name = "stream-rewrite"
@@ -98,6 +100,7 @@ class WebSocketWriterStage:
         self._parser = SSEParser()
         self.final: dict[str, Any] | None = None
         self.terminal = False
+        self.lost = False  # the upstream socket went away mid-turn (nothing more is sent)
         self.frames = 0
 
     async def run(self, exchange: Exchange) -> None:
@@ -111,6 +114,12 @@ class WebSocketWriterStage:
                         await self._emit(self._parser.feed(rewriter.event(event)))
                         if self.terminal:
                             break
+                except UpstreamSocketLost as exc:
+                    # the reference closes the client connection without a frame (Codex CLI reconnects and resends)
+                    exchange.log.warning("upstream websocket lost mid-turn", error=str(exc))
+                    exchange.failed_mid_stream = True
+                    self.lost = True
+                    return
                 except (aiohttp.ClientError, SSEError, TimeoutError, ValueError) as exc:
                     exchange.log.warning("upstream stream failed mid-way", error=str(exc))
                     exchange.failed_mid_stream = True
