@@ -89,6 +89,13 @@ def test_codex_plan_picks_the_catalogue_section(plan: str, section: str) -> None
     assert codex_section(plan) == section
 
 
+def test_codex_oauth_file_websockets_flag() -> None:
+    on = load({"type": "codex", "access_token": "at", "id_token": codex_token(), "websockets": True})
+    off = load({"type": "codex", "access_token": "at", "id_token": codex_token(), "websockets": "yes"})
+    assert on.entries[0].credential.options["websockets"] is True
+    assert off.entries[0].credential.options["websockets"] is False  # only a JSON true turns it on
+
+
 def test_codex_oauth_file_reads_plan_and_account_from_the_id_token() -> None:
     free = load({"type": "codex", "access_token": "at", "id_token": codex_token("free", "acc-9"),
                  "email": "a@b.c"})

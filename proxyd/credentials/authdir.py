@@ -239,6 +239,7 @@ def _credential(name: str, data: Mapping[str, Any], provider: str, config: Confi
         section = codex_section(plan)
         account = _str(data, "account_id") or str(claims.get("chatgpt_account_id") or "")
         options.update(account_id=account, plan_type=plan)
+        options["websockets"] = data.get("websockets") is True  # upstream WebSocket turns (proxyd/ws/upstream.py)
     if servable and not disabled and section:
         models = file_models(provider, section, config, _excluded(data))
     return Credential(
