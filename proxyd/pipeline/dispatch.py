@@ -18,7 +18,15 @@ from proxyd.metrics import upstream_timer
 from proxyd.pipeline.exchange import Attempt, Candidate, Exchange
 from proxyd.protocols.base import WireProtocol
 from proxyd.protocols.sse import SSEError, SSEEvent, iter_sse
-from proxyd.providers.base import MAX_ERROR_BODY, MAX_UPSTREAM_BODY, Timeouts, UpstreamReply, read_capped, send
+from proxyd.providers.base import (
+    MAX_ERROR_BODY,
+    MAX_UPSTREAM_BODY,
+    Timeouts,
+    UpstreamReply,
+    read_capped,
+    send,
+    streams_upstream,
+)
 from proxyd.providers.codex_session import ClientOrigin
 from proxyd.thinking import ThinkingError, apply_thinking
 from proxyd.tokens import estimate_request_tokens
@@ -306,7 +314,8 @@ class DispatchStage:
                   if provider.kind == "codex" else {})
         request = provider.build_request(
             candidate.route.credential, candidate.upstream_model, body,
-            stream=exchange.stream or provider.always_streams, client_headers=exchange.request.headers, **origin,
+            stream=exchange.stream or streams_upstream(provider, exchange.protocol),
+            client_headers=exchange.request.headers, **origin,
         )
         capture = exchange.capture
         capture.upstream_request(request.method, request.url, request.headers, request.body,

@@ -15,6 +15,7 @@ from proxyd.pipeline.exchange import Exchange
 from proxyd.protocols.base import WireProtocol
 from proxyd.protocols.rewrite import ResponseRewriter
 from proxyd.protocols.sse import KEEPALIVE_COMMENT, SSEError, SSEEvent, SSEParser
+from proxyd.providers.base import streams_upstream
 
 SSE_HEADERS = {
     "Content-Type": "text/event-stream",
@@ -107,7 +108,7 @@ class StreamRewriteStage:
         raw = exchange.upstream_body or b""
         assert exchange.chosen is not None
         try:
-            if exchange.chosen.provider.always_streams:
+            if streams_upstream(exchange.chosen.provider, exchange.protocol):
                 parser = SSEParser()
                 body = rewriter.stream_body([*parser.feed(raw), *parser.close()])
             else:

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 import re
 from collections.abc import Mapping
@@ -75,13 +76,15 @@ from proxyd.protocols.canonical import (
 from proxyd.protocols.codec import NO_CONTEXT, AnswerContext, CodecError
 from proxyd.protocols.common import arguments_to_object, object_to_arguments, parse_data_url
 from proxyd.protocols.ids import new_id, now
+from proxyd.protocols.openai_responses import EXTRAS_KEY as RESPONSES_EXTRAS
 from proxyd.protocols.sse import SSEEvent, frame
 from proxyd.tokens import count_text
 
 CLAUDE = WireProtocol.CLAUDE
 
-DEFAULT_MAX_TOKENS = 8192
-"""`max_tokens` sent to Claude when the client's protocol gave none (Anthropic requires the field)."""
+DEFAULT_MAX_TOKENS = 32000
+"""`max_tokens` sent to Claude when the client's protocol gave none (Anthropic requires the field; the reference's
+translators default to 32000)."""
 
 MIN_THINKING_BUDGET = 1024
 """Anthropic's smallest accepted `budget_tokens`."""
@@ -135,6 +138,8 @@ _ERROR_STATUS = {
 }
 
 _ID_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
+_GEMINI_MINTED = re.compile(r"^call_gemini_(\d{16})$")
+"""Ids the Gemini decoder mints for id-less calls; the reference numbers them `toolu_gemini_<n>` towards Claude."""
 _RESPONSE_FORMAT_JSON = "Respond with a single valid JSON object and nothing else (no prose, no code fences)."
 _RESPONSE_FORMAT_SCHEMA = ("Respond with a single valid JSON value that conforms to the JSON schema below, "
                            "and nothing else (no prose, no code fences).")
@@ -715,7 +720,7 @@ class _RequestBuilder:
         return len(self.turns) - 1
 
     def _call_block(self, part: ToolCallPart, turn: int) -> dict[str, Any]:
-        claude_id = claude_tool_id(part.id)
+        claude_id = claude_tool_id(_GEMINI_MINTED.sub(r"toolu_gemini_\1", part.id or ""))
         while claude_id in self.used_ids:
             claude_id = new_id("toolu_")
         self.used_ids.add(claude_id)
@@ -820,6 +825,42 @@ class _RequestBuilder:
             if not content:
                 out.pop()
         return out
+
+
+def claude_user_id(request: Request) -> str:
+    """`metadata.user_id` for a translated request, derived as the reference's translators do.
+
+    The client's own user (chat/Responses `user`, a `metadata.user_id`) wins; otherwise a stable per-conversation
+    hash: SHA-256 hex of `prompt_cache_key:<key>` (Responses clients) or else `content:<text of the first user
+    message with text>` (its text parts stripped and joined by newlines), else `model:<model>;system:<text>`.
+    The same conversation keeps the same id on every turn; different conversations get different ones.
+    Lossy: the reference's raw-body fallbacks (`session_id`, `conversation_id`, the raw system JSON) have no
+    canonical slot.
+    """
+    meta = request.metadata if isinstance(request.metadata, Mapping) else {}
+    for own in (meta.get("user_id"), request.user):
+        if isinstance(own, str) and own.strip():
+            return own
+    extras = meta.get(RESPONSES_EXTRAS)
+    cache_key = extras.get("prompt_cache_key") if isinstance(extras, Mapping) else None
+    if isinstance(cache_key, str) and cache_key.strip():
+        seed = f"prompt_cache_key:{cache_key.strip()}"
+    else:
+        seed = ""
+        for message in request.messages:
+            if message.role != "user":
+                continue
+            texts = [t for t in (p.text.strip() for p in message.parts if isinstance(p, TextPart)) if t]
+            if texts:
+                seed = "content:" + "\n".join(texts).strip()
+                break
+        if not seed and request.model.strip():
+            seed = f"model:{request.model.strip()}"
+            if request.system:
+                seed += ";system:" + "\n".join(p.text for p in request.system)
+    if not seed:
+        return "unknown"
+    return hashlib.sha256(seed.encode()).hexdigest()
 
 
 def _thinking_budget(reasoning: Reasoning | None) -> int | None:
@@ -1385,9 +1426,8 @@ class ClaudeCodec:
                 if tool.builtin_protocol is CLAUDE:
                     tools.append(dict(tool.builtin))
                 continue
-            entry: dict[str, Any] = {"name": tool.name}
-            if tool.description:
-                entry["description"] = tool.description
+            # `description` always present ("" when none), as the reference's translators send it
+            entry: dict[str, Any] = {"name": tool.name, "description": tool.description or ""}
             entry["input_schema"] = _input_schema(tool.parameters)
             tools.append(entry)
         choice = request.tool_choice
@@ -1416,6 +1456,8 @@ class ClaudeCodec:
             if budget >= max_tokens:
                 max_tokens = budget + max_tokens
             body["thinking"] = {"type": "enabled", "budget_tokens": budget}
+            if request.reasoning is not None and request.reasoning.include_thoughts:
+                body["thinking"]["display"] = "summarized"  # the client asked for its thoughts (Gemini)
         body["max_tokens"] = max_tokens
 
         if gen.temperature is not None and (not thinking_on or gen.temperature == 1):
@@ -1428,9 +1470,7 @@ class ClaudeCodec:
         if stops:
             body["stop_sequences"] = stops
 
-        user = request.user or request.metadata.get("user_id")
-        if isinstance(user, str) and user:
-            body["metadata"] = {"user_id": user}
+        body["metadata"] = {"user_id": claude_user_id(request)}
         body["stream"] = bool(request.stream)
         return body
 

@@ -869,6 +869,8 @@ def encode_chat_request(request: Request, model: str) -> dict[str, Any]:
     if request.stream:
         body["stream"] = True
         body["stream_options"] = {"include_usage": True}
+    else:
+        body["stream"] = False  # said explicitly, as the reference's translators do
     return body
 
 

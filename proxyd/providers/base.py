@@ -92,6 +92,15 @@ class Provider(Protocol):
         ...
 
 
+def streams_upstream(provider: Provider, client: WireProtocol) -> bool:
+    """Whether a non-streaming client's call to `provider` is made as a stream and aggregated: always for
+    `always_streams` upstreams (Codex), and for translated traffic on providers that set `streams_translated`
+    (Claude: the reference streams Anthropic for every client of another protocol)."""
+    if provider.always_streams:
+        return True
+    return client is not provider.protocol and bool(getattr(provider, "streams_translated", False))
+
+
 class LocalCount:
     """Mixin for providers without a count endpoint: proxyd estimates locally."""
 

@@ -139,6 +139,7 @@ class ClaudeProvider:
     kind = "claude"
     protocol = WireProtocol.CLAUDE
     always_streams = False
+    streams_translated = True  # translated non-stream calls stream upstream and are aggregated (routing.md §2.5)
 
     def build_request(
         self, credential: Credential, upstream_model: str, body: dict[str, Any], *, stream: bool,

@@ -49,7 +49,7 @@ from proxyd.protocols.canonical import (
     Usage,
     UsageUpdate,
 )
-from proxyd.protocols.claude import ClaudeCodec
+from proxyd.protocols.claude import DEFAULT_MAX_TOKENS, ClaudeCodec, claude_user_id
 from proxyd.protocols.codec import CodecError
 from proxyd.protocols.sse import SSEEvent, SSEParser
 
@@ -152,7 +152,8 @@ def test_request_round_trip(request: Request) -> None:
     assert back.system == request.system
     assert back.tools == request.tools
     assert back.tool_choice == request.tool_choice
-    assert back.user == request.user and back.stream == request.stream
+    # metadata.user_id is always sent: the client's user, else a per-conversation hash (claude_user_id)
+    assert back.user == claude_user_id(request) and back.stream == request.stream
 
     gen = request.generation
     thinking = body.get("thinking", {})
@@ -165,7 +166,7 @@ def test_request_round_trip(request: Request) -> None:
         forced = request.tool_choice is not None and request.tool_choice.mode in ("required", "tool")
         last_assistant = next((m for m in reversed(request.messages) if m.role == "assistant"), None)
         assert forced or (last_assistant is not None and not isinstance(last_assistant.parts[0], ThinkingPart))
-    max_tokens = gen.max_tokens or 8192
+    max_tokens = gen.max_tokens or DEFAULT_MAX_TOKENS
     if on and thinking["budget_tokens"] >= max_tokens:
         max_tokens += thinking["budget_tokens"]
     assert back.generation == Generation(
