@@ -14,7 +14,7 @@ from proxyd.pipeline.exchange import Exchange
 from proxyd.protocols import openai_completions
 from proxyd.protocols.base import WireProtocol
 from proxyd.protocols.canonical import Request
-from proxyd.protocols.codec import AnswerContext, CodecError
+from proxyd.protocols.codec import AnswerContext, CodecError, RequestContext
 from proxyd.protocols.gemini_passthrough import normalise_passthrough
 from proxyd.protocols.registry import codec_for
 from proxyd.protocols.rewrite import CanonicalRewriter, CompletionsFromChat, ResponseRewriter, SSEPassthrough
@@ -61,6 +61,7 @@ class Translation:
         if upstream is self.client:
             # Gemini passthrough is still normalised as the reference does (translation §2.1, §3.8).
             return normalise_passthrough(self.body) if upstream is WireProtocol.GEMINI else self.body
+        # client and body are fixed for this Translation, so (upstream, model) still identifies the encoding.
         key = (upstream, upstream_model)
         if key not in self._encoded:
             if self._legacy_to_chat(upstream):
@@ -69,7 +70,8 @@ class Translation:
                 codec = codec_for(upstream)
                 if codec is None:
                     raise self._unsupported(upstream)
-                self._encoded[key] = codec.encode_request(self.canonical(), model=upstream_model)
+                context = RequestContext(client=self.client, client_body=self.body)
+                self._encoded[key] = codec.encode_request(self.canonical(), model=upstream_model, context=context)
         return self._encoded[key]
 
     def rewriter_for(self, upstream: WireProtocol) -> ResponseRewriter:

@@ -73,7 +73,7 @@ from proxyd.protocols.canonical import (
     Usage,
     UsageUpdate,
 )
-from proxyd.protocols.codec import NO_CONTEXT, AnswerContext, CodecError
+from proxyd.protocols.codec import NO_CONTEXT, NO_REQUEST_CONTEXT, AnswerContext, CodecError, RequestContext
 from proxyd.protocols.common import arguments_to_object, object_to_arguments, parse_data_url
 from proxyd.protocols.ids import new_id, now
 from proxyd.protocols.openai_responses import EXTRAS_KEY as RESPONSES_EXTRAS
@@ -253,6 +253,33 @@ PAIR_SHAPES: dict[WireProtocol, PairShape] = {
                                       bare_unfinished_end=True),
 }
 """Answer shape per upstream protocol; anything else (Claude passthrough, no context) is NATIVE_SHAPE."""
+
+
+@attrs.frozen
+class RequestShape:
+    """How the reference's X→Claude translator of one client protocol shapes the upstream request."""
+
+    strict_tool_schemas: bool = False
+    """tool input schemas given by the client carry `$schema: draft-07` and `additionalProperties: false`."""
+    single_text_as_string: bool = False
+    """a user message that is one text block is sent as a plain string."""
+
+
+NATIVE_REQUEST_SHAPE = RequestShape()
+REQUEST_SHAPES: dict[WireProtocol, RequestShape] = {
+    WireProtocol.GEMINI: RequestShape(strict_tool_schemas=True),
+    WireProtocol.OPENAI_RESPONSES: RequestShape(single_text_as_string=True),
+}
+"""Upstream request shape per client protocol; anything else (no context) is NATIVE_REQUEST_SHAPE."""
+
+_DRAFT_07 = "http://json-schema.org/draft-07/schema#"
+_EMPTY_SCHEMA = {"type": "object", "properties": {}}
+
+
+def request_shape_for(context: RequestContext) -> RequestShape:
+    """The upstream request shape for the exchange's client protocol."""
+    return REQUEST_SHAPES.get(context.client, NATIVE_REQUEST_SHAPE) if context.client is not None \
+        else NATIVE_REQUEST_SHAPE
 
 
 def shape_for(context: AnswerContext) -> PairShape:
@@ -1400,8 +1427,11 @@ class ClaudeCodec:
 
     # -- upstream side
 
-    def encode_request(self, request: Request, *, model: str) -> dict[str, Any]:
+    def encode_request(
+        self, request: Request, *, model: str, context: RequestContext = NO_REQUEST_CONTEXT
+    ) -> dict[str, Any]:
         """A Request → an Anthropic Messages body for upstream model `model`."""
+        shape = request_shape_for(context)
         builder = _RequestBuilder()
         for message in request.messages:
             builder.add(message)
@@ -1429,6 +1459,9 @@ class ClaudeCodec:
             # `description` always present ("" when none), as the reference's translators send it
             entry: dict[str, Any] = {"name": tool.name, "description": tool.description or ""}
             entry["input_schema"] = _input_schema(tool.parameters)
+            if shape.strict_tool_schemas and entry["input_schema"] != _EMPTY_SCHEMA:
+                entry["input_schema"] = {"$schema": _DRAFT_07, **entry["input_schema"]}
+                entry["input_schema"].setdefault("additionalProperties", False)
             tools.append(entry)
         choice = request.tool_choice
         synthesized = False
@@ -1472,6 +1505,12 @@ class ClaudeCodec:
 
         body["metadata"] = {"user_id": claude_user_id(request)}
         body["stream"] = bool(request.stream)
+        if shape.single_text_as_string:
+            for message in messages:
+                blocks = message["content"]
+                if message["role"] == "user" and len(blocks) == 1 and set(blocks[0]) == {"type", "text"} \
+                        and blocks[0]["type"] == "text":
+                    message["content"] = blocks[0]["text"]
         return body
 
     @staticmethod

@@ -38,6 +38,21 @@ class AnswerContext:
 NO_CONTEXT = AnswerContext()
 
 
+@attrs.frozen
+class RequestContext:
+    """What an upstream-side request encoder may know besides the canonical request.
+
+    `client` is the client's protocol (the reference translates per pair, so some upstream request shapes depend on
+    who asked) and `client_body` the client's raw JSON body. Both optional: encoders must work without them.
+    """
+
+    client: WireProtocol | None = None
+    client_body: Mapping[str, Any] | None = None
+
+
+NO_REQUEST_CONTEXT = RequestContext()
+
+
 class StreamDecoder(Protocol):
     """Upstream SSE events → canonical stream events; holds one upstream response's state."""
 
@@ -83,7 +98,9 @@ class Codec(Protocol):
 
     def stream_encoder(self, *, model: str, context: AnswerContext = NO_CONTEXT) -> StreamEncoder: ...
 
-    def encode_request(self, request: Request, *, model: str) -> dict[str, Any]:
+    def encode_request(
+        self, request: Request, *, model: str, context: RequestContext = NO_REQUEST_CONTEXT
+    ) -> dict[str, Any]:
         """A canonical Request → this protocol's upstream body for upstream model `model`."""
         ...
 

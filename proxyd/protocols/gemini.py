@@ -69,7 +69,7 @@ from proxyd.protocols.canonical import (
     Usage,
     UsageUpdate,
 )
-from proxyd.protocols.codec import NO_CONTEXT, AnswerContext, CodecError
+from proxyd.protocols.codec import NO_CONTEXT, NO_REQUEST_CONTEXT, AnswerContext, CodecError, RequestContext
 from proxyd.protocols.common import arguments_to_object, object_to_arguments, parse_data_url
 from proxyd.protocols.gemini_answers import TRAFFIC_TYPE, AnswerStyle, style_for, usage_gemini_convention
 from proxyd.protocols.gemini_schema import clean_schema_for_gemini, openapi_to_json_schema
@@ -625,7 +625,9 @@ class GeminiCodec:
 
     # ---------------------------------------------------------------------------------- upstream: request
 
-    def encode_request(self, request: Request, *, model: str) -> dict[str, Any]:
+    def encode_request(
+        self, request: Request, *, model: str, context: RequestContext = NO_REQUEST_CONTEXT
+    ) -> dict[str, Any]:
         body: dict[str, Any] = {"contents": _encode_contents(request.messages)}
         system = [{"text": p.text} for p in request.system if p.text]
         if system:

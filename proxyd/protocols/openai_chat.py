@@ -64,7 +64,7 @@ from proxyd.protocols.canonical import (
     Usage,
     UsageUpdate,
 )
-from proxyd.protocols.codec import NO_CONTEXT, AnswerContext, CodecError
+from proxyd.protocols.codec import NO_CONTEXT, NO_REQUEST_CONTEXT, AnswerContext, CodecError, RequestContext
 from proxyd.protocols.common import parse_data_url, to_data_url
 from proxyd.protocols.ids import new_id, now
 from proxyd.protocols.sse import SSEEvent, frame
@@ -761,18 +761,49 @@ def _tool_message(part: ToolResultPart) -> tuple[dict[str, Any], list[dict[str, 
     return {"role": "tool", "tool_call_id": part.tool_call_id, "content": content}, others
 
 
-def _encode_messages(request: Request) -> list[dict[str, Any]]:
+@attrs.frozen
+class ChatRequestShape:
+    """How the reference's X→chat translator of one client protocol shapes the upstream request."""
+
+    system_parts: bool = False  # the system message's content is a parts array even for one text
+    assistant_text_parts: bool = False  # an assistant turn's text is a parts array even for one text
+    user_text_parts: bool = False  # a user message's text is a parts array even for one text
+    tools_only_no_content: bool = False  # an assistant turn with only tool calls has no `content` key
+    tool_message_name: bool = False  # `tool` messages carry the function's `name`
+    stop_list: bool = False  # `stop` is always an array
+    send_user: bool = True  # the client's user id becomes `user`
+
+
+DEFAULT_REQUEST_SHAPE = ChatRequestShape()
+REQUEST_SHAPES: dict[WireProtocol, ChatRequestShape] = {
+    WireProtocol.CLAUDE: ChatRequestShape(system_parts=True, assistant_text_parts=True, tool_message_name=True,
+                                          stop_list=True, send_user=False),
+    WireProtocol.OPENAI_RESPONSES: ChatRequestShape(user_text_parts=True, tools_only_no_content=True),
+}
+"""Upstream request shape per client protocol; anything else (no context) is DEFAULT_REQUEST_SHAPE."""
+
+
+def request_shape_for(context: RequestContext) -> ChatRequestShape:
+    """The chat request shape for the exchange's client protocol (DEFAULT_REQUEST_SHAPE when unknown)."""
+    shape = REQUEST_SHAPES.get(context.client, DEFAULT_REQUEST_SHAPE) if context.client is not None \
+        else DEFAULT_REQUEST_SHAPE
+    if shape.user_text_parts and not isinstance((context.client_body or {}).get("input"), list):
+        shape = attrs.evolve(shape, user_text_parts=False)  # a string `input` stays a string
+    return shape
+
+
+def _encode_messages(request: Request, shape: ChatRequestShape = DEFAULT_REQUEST_SHAPE) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     system = [p for p in request.system if p.text]
     if system:
-        out.append({"role": "system", "content": _content_value([{"type": "text", "text": p.text}
-                                                                  for p in system])})
+        items = [{"type": "text", "text": p.text} for p in system]
+        out.append({"role": "system", "content": items if shape.system_parts else _content_value(items)})
     for message in request.messages:
         if message.role == "assistant":
             texts = [p.text for p in message.parts if isinstance(p, TextPart) and p.text]
             calls = [p for p in message.parts if isinstance(p, ToolCallPart)]
             entry: dict[str, Any] = {"role": "assistant"}
-            if len(texts) == 1:
+            if len(texts) == 1 and not shape.assistant_text_parts:
                 entry["content"] = texts[0]
             elif texts:
                 entry["content"] = [{"type": "text", "text": t} for t in texts]
@@ -787,17 +818,22 @@ def _encode_messages(request: Request) -> list[dict[str, Any]]:
             if entry["content"] == "" and not calls and not any(isinstance(p, ThinkingPart | ImagePart)
                                                                   for p in message.parts):
                 continue
+            if entry["content"] is None and shape.tools_only_no_content:
+                del entry["content"]
             out.append(entry)
             continue
         results = [p for p in message.parts if isinstance(p, ToolResultPart)]
         extra: list[dict[str, Any]] = []
         for result in results:
             tool_msg, others = _tool_message(result)
+            if shape.tool_message_name and result.name:
+                tool_msg["name"] = result.name
             out.append(tool_msg)
             extra.extend(others)
         items = extra + _user_items(p for p in message.parts if not isinstance(p, ToolResultPart))
         if items:
-            user: dict[str, Any] = {"role": "user", "content": _content_value(items)}
+            content = items if shape.user_text_parts else _content_value(items)
+            user: dict[str, Any] = {"role": "user", "content": content}
             if message.name:
                 user["name"] = message.name
             out.append(user)
@@ -827,9 +863,11 @@ def _encode_tool_choice(choice: ToolChoice) -> str | dict[str, Any]:
     return choice.mode if choice.mode != "tool" else "required"
 
 
-def encode_chat_request(request: Request, model: str) -> dict[str, Any]:
-    """A canonical Request → a Chat Completions request body."""
-    body: dict[str, Any] = {"model": model, "messages": _encode_messages(request)}
+def encode_chat_request(
+    request: Request, model: str, shape: ChatRequestShape = DEFAULT_REQUEST_SHAPE
+) -> dict[str, Any]:
+    """A canonical Request → a Chat Completions request body (in the client pair's `shape`)."""
+    body: dict[str, Any] = {"model": model, "messages": _encode_messages(request, shape)}
     tools = _encode_tools(request)
     if tools:
         body["tools"] = tools
@@ -846,7 +884,7 @@ def encode_chat_request(request: Request, model: str) -> dict[str, Any]:
         if value is not None:
             body[key] = value
     if gen.stop:
-        body["stop"] = gen.stop[0] if len(gen.stop) == 1 else list(gen.stop)
+        body["stop"] = gen.stop[0] if len(gen.stop) == 1 and not shape.stop_list else list(gen.stop)
     fmt = gen.response_format
     if fmt is not None:
         if fmt.type == "json_schema":
@@ -864,7 +902,7 @@ def encode_chat_request(request: Request, model: str) -> dict[str, Any]:
             body["reasoning_effort"] = reasoning.effort
         elif reasoning.budget_tokens is not None:
             body["reasoning_effort"] = effort_for_budget(reasoning.budget_tokens)
-    if request.user:
+    if request.user and shape.send_user:
         body["user"] = request.user
     if request.stream:
         body["stream"] = True
@@ -1556,8 +1594,10 @@ class OpenAIChatCodec:
     def stream_encoder(self, *, model: str, context: AnswerContext = NO_CONTEXT) -> ChatStreamEncoder:
         return ChatStreamEncoder(model=model, context=context)
 
-    def encode_request(self, request: Request, *, model: str) -> dict[str, Any]:
-        return encode_chat_request(request, model)
+    def encode_request(
+        self, request: Request, *, model: str, context: RequestContext = NO_REQUEST_CONTEXT
+    ) -> dict[str, Any]:
+        return encode_chat_request(request, model, request_shape_for(context))
 
     def decode_response(self, body: dict[str, Any]) -> Response:
         return decode_chat_response(body)

@@ -15,7 +15,14 @@ from typing import Any
 
 from proxyd.protocols.base import WireProtocol
 from proxyd.protocols.canonical import Request, Response
-from proxyd.protocols.codec import NO_CONTEXT, AnswerContext, CodecError, StreamDecoder
+from proxyd.protocols.codec import (
+    NO_CONTEXT,
+    NO_REQUEST_CONTEXT,
+    AnswerContext,
+    CodecError,
+    RequestContext,
+    StreamDecoder,
+)
 from proxyd.protocols.openai_chat import ChatStreamEncoder, OpenAIChatCodec, encode_chat_response, shape_for
 from proxyd.protocols.openai_completions import (
     chat_chunk_to_completion,
@@ -73,7 +80,9 @@ class OpenAICompletionsCodec:
     def stream_encoder(self, *, model: str, context: AnswerContext = NO_CONTEXT) -> CompletionsStreamEncoder:
         return CompletionsStreamEncoder(model=model, context=context)
 
-    def encode_request(self, request: Request, *, model: str) -> dict[str, Any]:
+    def encode_request(
+        self, request: Request, *, model: str, context: RequestContext = NO_REQUEST_CONTEXT
+    ) -> dict[str, Any]:
         raise NotImplementedError("no upstream speaks legacy completions")
 
     def decode_response(self, body: dict[str, Any]) -> Response:

@@ -70,7 +70,7 @@ from proxyd.protocols.canonical import (
     Usage,
     UsageUpdate,
 )
-from proxyd.protocols.codec import NO_CONTEXT, AnswerContext, CodecError
+from proxyd.protocols.codec import NO_CONTEXT, NO_REQUEST_CONTEXT, AnswerContext, CodecError, RequestContext
 from proxyd.protocols.common import parse_data_url, to_data_url
 from proxyd.protocols.ids import new_id, now
 from proxyd.protocols.sse import SSEEvent, frame
@@ -1553,7 +1553,9 @@ class OpenAIResponsesCodec:
         return ResponsesStreamEncoder(model=model, context=context)
 
     # ------------------------------------------------------------------ upstream side
-    def encode_request(self, request: Request, *, model: str) -> dict[str, Any]:
+    def encode_request(
+        self, request: Request, *, model: str, context: RequestContext = NO_REQUEST_CONTEXT
+    ) -> dict[str, Any]:
         tools, custom = _encode_tools(request.tools)
         extras = request.metadata.get(EXTRAS_KEY) if isinstance(request.metadata, Mapping) else None
         extras = extras if isinstance(extras, Mapping) else {}

@@ -1,0 +1,96 @@
+"""RequestContext: upstream request shapes that depend on the client protocol (the reference translates per pair)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from proxyd.protocols.base import WireProtocol
+from proxyd.protocols.codec import NO_REQUEST_CONTEXT, RequestContext
+from proxyd.protocols.registry import codec_for
+
+
+def _encode(
+    client: WireProtocol, upstream: WireProtocol, body: dict[str, Any], *, with_context: bool
+) -> dict[str, Any]:
+    client_codec, upstream_codec = codec_for(client), codec_for(upstream)
+    assert client_codec is not None and upstream_codec is not None
+    request = client_codec.decode_request(body, model="m", stream=False)
+    context = RequestContext(client=client, client_body=body) if with_context else NO_REQUEST_CONTEXT
+    return upstream_codec.encode_request(request, model="up", context=context)
+
+
+GEMINI_BODY = {
+    "contents": [{"role": "user", "parts": [{"text": "hi"}]}],
+    "tools": [{"functionDeclarations": [
+        {"name": "get_weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}},
+        {"name": "get_time"},
+    ]}],
+}
+
+
+def test_gemini_to_claude_tool_schemas_are_strict_only_with_context() -> None:
+    tools = _encode(WireProtocol.GEMINI, WireProtocol.CLAUDE, GEMINI_BODY, with_context=True)["tools"]
+    assert tools[0]["input_schema"]["$schema"] == "http://json-schema.org/draft-07/schema#"
+    assert tools[0]["input_schema"]["additionalProperties"] is False
+    assert tools[1]["input_schema"] == {"type": "object", "properties": {}}
+    plain = _encode(WireProtocol.GEMINI, WireProtocol.CLAUDE, GEMINI_BODY, with_context=False)["tools"]
+    assert "$schema" not in plain[0]["input_schema"]
+
+
+def test_responses_to_claude_single_text_user_message_is_a_string() -> None:
+    body = {"input": [{"type": "message", "role": "user", "content": [{"type": "input_text", "text": "hi"}]}]}
+    messages = _encode(WireProtocol.OPENAI_RESPONSES, WireProtocol.CLAUDE, body, with_context=True)["messages"]
+    assert messages[0]["content"] == "hi"
+    plain = _encode(WireProtocol.OPENAI_RESPONSES, WireProtocol.CLAUDE, body, with_context=False)["messages"]
+    assert plain[0]["content"] == [{"type": "text", "text": "hi"}]
+
+
+CLAUDE_BODY = {
+    "max_tokens": 10,
+    "system": "be terse",
+    "messages": [
+        {"role": "user", "content": "weather?"},
+        {"role": "assistant", "content": [{"type": "text", "text": "checking"},
+                                          {"type": "tool_use", "id": "toolu_1", "name": "get_weather", "input": {}}]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "content": "18C"}]},
+    ],
+    "stop_sequences": ["END"],
+    "metadata": {"user_id": "u-1"},
+}
+
+
+def test_claude_to_chat_pair_shapes() -> None:
+    body = _encode(WireProtocol.CLAUDE, WireProtocol.OPENAI_CHAT, CLAUDE_BODY, with_context=True)
+    system, user, assistant, tool = body["messages"]
+    assert system["content"] == [{"type": "text", "text": "be terse"}]
+    assert user["content"] == "weather?"
+    assert assistant["content"] == [{"type": "text", "text": "checking"}]
+    assert tool["name"] == "get_weather"
+    assert body["stop"] == ["END"]
+    assert "user" not in body
+
+
+def test_claude_to_chat_without_context_is_unchanged() -> None:
+    body = _encode(WireProtocol.CLAUDE, WireProtocol.OPENAI_CHAT, CLAUDE_BODY, with_context=False)
+    assert body["messages"][0]["content"] == "be terse"
+    assert body["messages"][2]["content"] == "checking"
+    assert "name" not in body["messages"][3]
+    assert body["stop"] == "END"
+    assert body["user"] == "u-1"
+
+
+def test_responses_to_chat_keeps_content_arrays_and_drops_tools_only_content() -> None:
+    body = {"input": [
+        {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "hi"}]},
+        {"type": "function_call", "call_id": "call_1", "name": "f", "arguments": "{}"},
+        {"type": "function_call_output", "call_id": "call_1", "output": "ok"},
+    ]}
+    messages = _encode(WireProtocol.OPENAI_RESPONSES, WireProtocol.OPENAI_CHAT, body, with_context=True)["messages"]
+    assert messages[0]["content"] == [{"type": "text", "text": "hi"}]
+    assert "content" not in messages[1]
+    string_input = {"input": "hi"}
+    messages = _encode(WireProtocol.OPENAI_RESPONSES, WireProtocol.OPENAI_CHAT, string_input,
+                       with_context=True)["messages"]
+    assert messages[0]["content"] == "hi"
+    plain = _encode(WireProtocol.OPENAI_RESPONSES, WireProtocol.OPENAI_CHAT, body, with_context=False)["messages"]
+    assert plain[0]["content"] == "hi" and plain[1]["content"] is None
