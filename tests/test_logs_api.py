@@ -20,6 +20,7 @@ from proxyd.logs.app_log import LineFormatter, MainLogFile, RingHandler, line_ti
 from proxyd.logs.request_log import (
     RequestLogSettings,
     RequestLogWriter,
+    describe_credential,
     enforce_error_limit,
     enforce_retention,
     file_name,
@@ -284,12 +285,68 @@ def test_request_log_off_writes_only_failures_as_error_files(tmp_path: Path) -> 
     [path] = list(tmp_path.iterdir())
     assert path.name.startswith("error-v1beta-models-") and path.name.endswith("-bad00001.log")
     text = path.read_text()
-    assert "=== API ERROR RESPONSE ===" in text and "HTTP Status: 500" in text
+    assert "=== API RESPONSE ===\nTimestamp: " in text and '{"error": "mock upstream error 500"}' in text
+    assert "=== API RESPONSE 1 ===" not in text  # an error-only dump keeps the final upstream error only
     assert '{"client": "answer"}' in text
     recovered = _capture(writer, "retry001")  # a failed attempt followed by success is still dumped
     recovered.upstream_error(503, "overloaded")
     recovered.finish(200)
     assert any(p.name.endswith("-retry001.log") and p.name.startswith("error-") for p in tmp_path.iterdir())
+
+
+def test_request_log_layout_is_the_references(tmp_path: Path) -> None:
+    """Labels, transport headers left out, the final upstream error before the numbered answers, live response
+    headers (what prepare hooks add after the capture saw the response)."""
+    from multidict import CIMultiDict
+
+    class Key:
+        provider, id, kind, api_key, options = "claude", "claude:apikey:2244b81cd9bd", "claude", "sk-claude-1", {}
+
+    class Compat:
+        provider, id, kind, api_key, options = ("mockcompat", "openai-compatibility:mockcompat:6d1e6e398c62",
+                                                "openai-compatibility", "sk-compat-2", {})
+
+    assert describe_credential(Key()) == (
+        "provider=claude, auth_id=claude:apikey:2244b81cd9bd, label=claude-apikey, type=api_key value=sk-c...de-1")
+    assert describe_credential(Compat()).startswith(
+        "provider=openai-compatible-mockcompat, auth_id=openai-compatibility:mockcompat:6d1e6e398c62, label=mockcompat")
+    writer = RequestLogWriter(tmp_path, settings(enabled=True))
+    cap = writer.begin("lay00001")
+    cap.client_request("POST", "/v1/chat/completions", {"Host": "127.0.0.1:1", "Content-Type": "application/json"},
+                       b"{}")
+    cap.upstream_request("POST", "http://up/v1", {"Content-Type": "application/json"}, b"{}", Key())
+    cap.upstream_error(400, b'{"error":"bad"}', {"Content-Type": "application/json", "Transfer-Encoding": "chunked"})
+    headers: CIMultiDict[str] = CIMultiDict({"Content-Type": "application/json"})
+    cap.client_response(400, headers)
+    headers["Access-Control-Allow-Origin"] = "*"  # added by the prepare hook, after the pipeline's call
+    headers["Content-Length"] = "15"
+    cap.finish(400, b'{"error":"bad"}')
+    [path] = list(tmp_path.iterdir())
+    text = path.read_text()
+    titles = [line for line in text.splitlines() if line.startswith("===")]
+    assert titles == ["=== REQUEST INFO ===", "=== HEADERS ===", "=== REQUEST BODY ===", "=== API REQUEST 1 ===",
+                      "=== API RESPONSE ===", "=== API RESPONSE 1 ===", "=== RESPONSE ==="]
+    assert "Upstream Transport: http" in text and "Host:" not in text and "Transfer-Encoding" not in text
+    response = text.split("=== RESPONSE ===")[1]
+    assert "Access-Control-Allow-Origin: *" in response and "Content-Length" not in response
+    assert "Status: 400\nHeaders:\nContent-Type: application/json\n\nBody:\n{\"error\":\"bad\"}" in text
+
+    local = RequestLogWriter(tmp_path / "local", settings(enabled=True)).begin("loc00001")
+    local.client_request("POST", "/v1/messages/count_tokens", {}, b"{}")
+    assert "Upstream Transport" not in local.render().decode()
+
+
+async def test_request_log_rendered_after_the_answer_is_prepared(tmp_path: Path) -> None:
+    writer = RequestLogWriter(tmp_path, settings(enabled=True))
+    cap = writer.begin("late0001")
+    cap.client_request("GET", "/v1/models", {}, None)
+    headers: dict[str, str] = {"Content-Type": "application/json"}
+    cap.client_response(200, headers)
+    cap.finish(200, b"{}")
+    headers["X-Late"] = "1"  # aiohttp prepares a returned response after the pipeline finished the capture
+    await writer.drain()
+    [path] = os.listdir(tmp_path)
+    assert "X-Late: 1" in (tmp_path / path).read_text()
 
 
 def test_error_logs_keep_the_newest_n(tmp_path: Path) -> None:

@@ -91,10 +91,20 @@ def mask_header(name: str, value: str) -> str:
     return mask_secret(value)
 
 
-def mask_headers(headers: Mapping[str, str] | Iterable[tuple[str, str]]) -> list[str]:
-    """``Name: value`` lines, canonical names sorted, secrets shortened."""
+# Headers the reference's dumps never show: Go keeps Host out of a request's header map, strips
+# Transfer-Encoding from a client response, and adds Date/Server/Content-Length to its own answers only
+# when writing them (after the dump took the header map).
+REQUEST_TRANSPORT_HEADERS = frozenset({"host"})
+UPSTREAM_TRANSPORT_HEADERS = frozenset({"transfer-encoding"})
+RESPONSE_TRANSPORT_HEADERS = frozenset({"date", "server", "content-length", "transfer-encoding"})
+
+
+def mask_headers(headers: Mapping[str, str] | Iterable[tuple[str, str]],
+                 leave_out: frozenset[str] = frozenset()) -> list[str]:
+    """``Name: value`` lines, canonical names sorted, secrets shortened, ``leave_out`` (lower-case) dropped."""
     items = headers.items() if isinstance(headers, Mapping) else headers
-    lines = [(canonical_header(name), mask_header(name, str(value))) for name, value in items]
+    lines = [(canonical_header(name), mask_header(name, str(value))) for name, value in items
+             if name.lower() not in leave_out]
     return [f"{name}: {value}" for name, value in sorted(lines, key=lambda item: item[0])]
 
 
@@ -119,12 +129,21 @@ def mask_url(url: str) -> str:
 
 
 def describe_credential(credential: Any) -> str:
-    """The ``Auth:`` line of an upstream request: provider, id, kind and the shortened key."""
+    """The ``Auth:`` line of an upstream request, as the reference writes it: provider, id, label and the
+    shortened key (``provider=claude, auth_id=claude:apikey:…, label=claude-apikey, type=api_key value=sk-c...de-1``;
+    OpenAI-compatible keys: ``provider=openai-compatible-<name>``, ``label=<name>``)."""
     provider = getattr(credential, "provider", "") or "unknown"
     cid = getattr(credential, "id", "") or ""
     kind = getattr(credential, "kind", "") or provider
     key = getattr(credential, "api_key", "") or ""
-    text = f"provider={provider}, auth_id={cid}, label={kind}"
+    if kind == "openai-compatibility":
+        provider, label = f"openai-compatible-{provider}", provider
+    elif ":apikey:" in cid:
+        label = f"{kind}-apikey"
+    else:
+        options = getattr(credential, "options", None) or {}
+        label = str(options.get("label") or options.get("email") or kind)
+    text = f"provider={provider}, auth_id={cid}, label={label}"
     if key:
         text += f", type=api_key value={mask_secret(key)}"
     return text
@@ -250,7 +269,7 @@ class RequestLogCapture:
         self.upstream_answers: list[_UpstreamAnswer] = []
         self.upstream_errors: list[_UpstreamError] = []
         self.status: int | None = None
-        self._response_headers: list[tuple[str, str]] = []
+        self._response_headers: Mapping[str, str] | list[tuple[str, str]] = []
         self.response_body: _Body | None = None
         self.finished = False
 
@@ -279,11 +298,11 @@ class RequestLogCapture:
 
     @property
     def headers(self) -> list[str]:
-        return mask_headers(self._headers)
+        return mask_headers(self._headers, REQUEST_TRANSPORT_HEADERS)
 
     @property
     def response_headers(self) -> list[str]:
-        return mask_headers(self._response_headers)
+        return mask_headers(self._response_headers, RESPONSE_TRANSPORT_HEADERS)
 
     def request_body(self, body: bytes | None) -> None:
         """The client's body, once the pipeline has read it (replaces any earlier one)."""
@@ -315,8 +334,13 @@ class RequestLogCapture:
             self.upstream_body(chunk)
             yield chunk
 
-    def upstream_error(self, status: int, text: bytes | str) -> None:
-        """A failed upstream attempt (transport error or error status) and its message."""
+    def upstream_error(self, status: int, text: bytes | str, headers: Mapping[str, str] | None = None) -> None:
+        """A failed upstream attempt (transport error or error status) and its message; with the answer's
+        ``headers`` (an error status, not a transport failure) it is also that attempt's ``API RESPONSE n``."""
+        if headers is not None and status > 0 and self.full:
+            self.upstream_answers.append(_UpstreamAnswer(time.time(), status, list(headers.items()),
+                                                         _Body(self.settings.max_body_bytes)))
+            self.upstream_answers[-1].body.add(text)  # type: ignore[union-attr]
         if isinstance(text, bytes):
             text = text[: self.settings.max_body_bytes].decode("utf-8", "replace")
         self.upstream_errors.append(_UpstreamError(time.time(), status, text[: self.settings.max_body_bytes]))
@@ -324,7 +348,8 @@ class RequestLogCapture:
     def client_response(self, status: int, headers: Mapping[str, str] | Iterable[tuple[str, str]]) -> None:
         """The status and headers sent to the client (call when the response is prepared)."""
         self.status = status
-        self._response_headers = list(headers.items() if isinstance(headers, Mapping) else headers)
+        # A response's own (live) header map is kept, so the file shows what the prepare hooks added (CORS).
+        self._response_headers = headers if isinstance(headers, Mapping) else list(headers)
         if self.full or status >= 400:
             self.response_body = _Body(self.settings.max_body_bytes)
 
@@ -359,11 +384,19 @@ class RequestLogCapture:
     # ------------------------------------------------------------------ rendering
 
     def render(self) -> bytes:
-        """The file's text (sections as the reference writes them)."""
+        """The file's text (sections as the reference writes them).
+
+        ``Upstream Transport`` only when an upstream was called; with ``request-log`` on every attempt's
+        answer is a numbered ``API RESPONSE n``; a request that failed upstream adds one ``API RESPONSE``
+        (timestamp and the last upstream error) before them — the only upstream answer of an error-only dump.
+        """
+        info = ["=== REQUEST INFO ===", f"Version: {__version__}", f"URL: {self.url}", f"Method: {self.method}",
+                "Downstream Transport: http"]
+        if self.upstream_requests:
+            info.append("Upstream Transport: http")
+        info.append(f"Timestamp: {go_time(self.started)}")
         groups = [
-            "\n".join(["=== REQUEST INFO ===", f"Version: {__version__}", f"URL: {self.url}",
-                       f"Method: {self.method}", "Downstream Transport: http", "Upstream Transport: http",
-                       f"Timestamp: {go_time(self.started)}"]),
+            "\n".join(info),
             "\n".join(["=== HEADERS ===", *self.headers]),
             "=== REQUEST BODY ===\n" + self.body.render(),
         ]
@@ -377,21 +410,25 @@ class RequestLogCapture:
                 lines += ["", "Headers:", *mask_headers(up.headers), "", "Body:", up.body.render()]
                 blocks.append("\n".join(lines))
             groups.append("\n\n".join(blocks))
-        if self.upstream_errors:
+        status = self.status if self.status is not None else 0
+        if self.upstream_errors and status >= 400:
+            last = self.upstream_errors[-1]
+            groups.append(f"=== API RESPONSE ===\nTimestamp: {go_time(last.timestamp)}\n{last.text.rstrip(chr(10))}")
+        elif self.upstream_errors and not self.full:  # a failed attempt before a success, in an error dump
             groups.append("\n\n".join(
-                f"=== API ERROR RESPONSE ===\nTimestamp: {go_time(err.timestamp)}\nHTTP Status: {err.status}\n"
-                f"{err.text.rstrip(chr(10))}" for err in self.upstream_errors))
-        if self.upstream_answers:
+                f"=== API ERROR RESPONSE ===\nHTTP Status: {err.status}\n{err.text.rstrip(chr(10))}"
+                for err in self.upstream_errors))
+        if self.upstream_answers and self.full:
             blocks = []
             for index, answer in enumerate(self.upstream_answers, 1):
                 lines = [f"=== API RESPONSE {index} ===", f"Timestamp: {go_time(answer.timestamp)}", "",
-                         f"Status: {answer.status}", "Headers:", *mask_headers(answer.headers)]
+                         f"Status: {answer.status}", "Headers:",
+                         *mask_headers(answer.headers, UPSTREAM_TRANSPORT_HEADERS)]
                 if answer.body is not None:
                     lines += ["", "Body:", answer.body.render()]
                 blocks.append("\n".join(lines))
             groups.append("\n\n".join(blocks))
-        response = ["=== RESPONSE ===", f"Status: {self.status if self.status is not None else 0}",
-                    *self.response_headers, ""]
+        response = ["=== RESPONSE ===", f"Status: {status}", *self.response_headers, ""]
         response.append(self.response_body.render() if self.response_body is not None else "")
         groups.append("\n".join(response))
         return ("\n\n\n".join(groups).rstrip("\n") + "\n").encode("utf-8", "replace")
@@ -427,7 +464,7 @@ class NullCapture(RequestLogCapture):
         async for chunk in chunks:
             yield chunk
 
-    def upstream_error(self, status: int, text: bytes | str) -> None:
+    def upstream_error(self, status: int, text: bytes | str, headers: Mapping[str, str] | None = None) -> None:
         return None
 
     def client_response(self, status: int, headers: Any) -> None:
@@ -517,6 +554,7 @@ class RequestLogWriter:
     """Writes finished captures to the log directory in worker threads and keeps retention."""
 
     RETENTION_EVERY = 5.0  # seconds between retention passes triggered by writes
+    RENDER_DELAY = 0.05  # seconds between a capture's finish and its rendering (see _write_later)
 
     def __init__(self, directory: Path, settings: RequestLogSettings, *, writable: bool = True) -> None:
         self.directory = Path(directory)
@@ -538,10 +576,15 @@ class RequestLogWriter:
         except RuntimeError:
             self.write(capture, error=error)
             return
-        data = capture.render()
-        task = loop.create_task(asyncio.to_thread(self._write_bytes, capture, data, error))
+        task = loop.create_task(self._write_later(capture, error))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    async def _write_later(self, capture: RequestLogCapture, error: bool) -> None:
+        # The pipeline finishes a capture before aiohttp prepares a non-streamed answer; the file shows the
+        # headers the prepare hooks add (CORS), as the reference's does, so it is rendered a moment later.
+        await asyncio.sleep(self.RENDER_DELAY)
+        await asyncio.to_thread(self._write_bytes, capture, capture.render(), error)
 
     def write(self, capture: RequestLogCapture, *, error: bool) -> Path | None:
         """Write one capture now (blocking)."""

@@ -184,7 +184,7 @@ class DispatchStage:
     def _record_failure(self, exchange: Exchange, candidate: Candidate, error: UpstreamError) -> None:
         config = exchange.runtime.config
         exchange.last_error = error
-        exchange.capture.upstream_error(error.status, error.body)
+        exchange.capture.upstream_error(error.status, error.body, error.headers)
         exchange.attempts.append(
             Attempt(candidate.credential_id, candidate.upstream_model, candidate.provider.protocol, error.status,
                     error.text[:200])

@@ -30,6 +30,11 @@ KEPT_HEADERS = frozenset(
         "x-content-type-options",
         "x-cpa-trace-id",
         "upgrade",
+        # management answers of the newer recordings (FORMAT.md §2)
+        "x-cpa-version",
+        "x-cpa-commit",
+        "x-cpa-build-date",
+        "x-cpa-support-plugin",
     }
 )
 _AUTH_RE = re.compile(r'^(\w+)\("(.*)"\)$', re.S)

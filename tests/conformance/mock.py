@@ -694,14 +694,14 @@ class MockUpstream:
         )
         op, model, stream = self._operation(family, request.method, path, body)
         if op == "models":
-            return web.json_response(self._model_list(family))
+            return _json_reply(self._model_list(family))
         if op == "unknown":
-            return web.json_response({"error": "mock: unknown route"}, status=404)
+            return _json_reply({"error": "mock: unknown route"}, status=404)
         step = self.script.take(_credential(headers))
         if step.delay_ms:
             await asyncio.sleep(step.delay_ms / 1000)
         if op == "count":
-            return web.json_response({"totalTokens": 42} if family == "gemini" else {"input_tokens": 42})
+            return _json_reply({"totalTokens": 42} if family == "gemini" else {"input_tokens": 42})
         return await self._reply(request, step, family, op, model, stream, first_tool_name(body))
 
     async def _websocket(self, request: web.Request, family: str, path: str) -> web.StreamResponse:
@@ -800,7 +800,7 @@ class MockUpstream:
         if reply.kind == "error" or (reply.kind == "stream_error" and not stream):
             status = reply.status if reply.kind == "error" else 500
             body = reply.body if reply.body is not None else native_error(family, status)
-            return web.json_response(body, status=status, headers=extra)
+            return _json_reply(body, status=status, headers=extra)
         events_family = "codex" if op in ("responses", "compact") else family
         if not stream:
             payload = json.dumps(render_json(events_family, model, tool, reply.content), separators=(",", ":"))
@@ -838,6 +838,13 @@ class MockUpstream:
             return resp
         await resp.write_eof()
         return resp
+
+
+def _json_reply(body: Any, *, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    """A JSON reply as the recorded mock wrote it (FORMAT.md §4.3): compact, ``application/json`` without a
+    charset (request-log files and api-call answers show these bytes and headers)."""
+    data = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+    return web.Response(status=status, body=data, content_type="application/json", headers=headers)
 
 
 def _abort(request: web.Request) -> None:

@@ -31,6 +31,7 @@ from .compare import (
     pointer_regex,
 )
 from .mock import MockUpstream
+from .reqlogs import golden_logs, observed_logs
 from .scripts import Plan, plan_for
 from .skiplist import SkipList
 
@@ -85,6 +86,8 @@ def free_port() -> int:
 def render_config(baseline_text: str, plan: Plan, *, mock_port: int, server_port: int, work: Path) -> str:
     """The baseline with the run's ports and auth dir, plus the scenario's profile, as YAML."""
     text = baseline_text.replace(f"127.0.0.1:{BASELINE_MOCK_PORT}", f"127.0.0.1:{mock_port}")
+    if plan.verbatim and not plan.profile and not plan.key_patches:
+        return verbatim_config(text, server_port=server_port, work=work)
     yaml = YAML(typ="safe")
     config: dict[str, Any] = yaml.load(text)
     config["port"] = server_port
@@ -106,6 +109,50 @@ def render_config(baseline_text: str, plan: Plan, *, mock_port: int, server_port
     buf = io.StringIO()
     YAML().dump(config, buf)
     return buf.getvalue()
+
+
+def verbatim_config(text: str, *, server_port: int, work: Path) -> str:
+    """The baseline file as the recorder wrote it (management scenarios read it back as text): its own
+    comment lines dropped, the run's auth dir filled in. `port` stays the recorder's 38922 whatever port the
+    in-process server got (the test server binds its own; the file is only read back). The codex keys keep no
+    `models` (proxyd's catalogue has gpt-5.5)."""
+    del server_port
+    out = []
+    for line in (line for line in text.splitlines() if not line.startswith("#")):
+        if line.startswith("auth-dir: "):
+            line = f'auth-dir: "{work / "auth"}"'
+        out.append(line)
+    return "\n".join(out).lstrip("\n") + "\n"
+
+
+def _denormalise(value: Any, mock_port: int, server_port: int) -> Any:
+    """The recorder stored request summaries normalised: put this run's addresses back for ``<mock>`` /
+    ``<server>`` in request bodies (``api-call`` URLs)."""
+    if isinstance(value, str):
+        return value.replace("<mock>", f"127.0.0.1:{mock_port}").replace("<server>", f"127.0.0.1:{server_port}")
+    if isinstance(value, list):
+        return [_denormalise(v, mock_port, server_port) for v in value]
+    if isinstance(value, dict):
+        return {k: _denormalise(v, mock_port, server_port) for k, v in value.items()}
+    return value
+
+
+def _compares_logs(scenario: dict[str, Any]) -> bool:
+    """Request-log files are compared where the golden captured them; a reqlog scenario without the key
+    recorded that no file was written."""
+    return "request_logs" in scenario or str(scenario.get("id", "")).startswith("reqlog.")
+
+
+async def _request_logs_dir(app: Any) -> Path | None:
+    """Where proxyd wrote request logs, once its pending writes are done (the recorder waited 400 ms)."""
+    from proxyd.logs.service import request_logs
+
+    service = request_logs(app)
+    if service is None:
+        return None
+    await asyncio.sleep(0.05)
+    await service.requests.drain()
+    return Path(service.directory)
 
 
 def _is_ws(scenario: dict[str, Any]) -> bool:
@@ -147,6 +194,7 @@ async def run_scenario(
     server = TestServer(app, host="127.0.0.1", port=server_port)
     await server.start_server()
     base = f"http://127.0.0.1:{server_port}"
+    logs_dir: Path | None = None
     try:
         async with aiohttp.ClientSession(auto_decompress=True, skip_auto_headers=("Accept-Encoding",)) as session:
             if _is_ws(scenario):
@@ -156,17 +204,24 @@ async def run_scenario(
                 if request.get("method") == "WS":
                     obs = await play_ws(session, base, request)
                 else:
-                    obs = await play_http(session, base, request, str(work))
+                    obs = await play_http(session, base, _denormalise(request, mock.port, server_port), str(work))
                 observed["steps"].append({"response": obs})
+        if _compares_logs(scenario):
+            logs_dir = await _request_logs_dir(app)
     finally:
         await server.close()
     await asyncio.sleep(0)
+    if logs_dir is not None:
+        observed["request_logs"] = await asyncio.to_thread(observed_logs, logs_dir)
     for entry in mock.log:
         entry["headers"] = normalise_upstream_headers(entry["headers"])
         observed["upstream"].append(entry)
-    ctx = Context(mock=str(mock.port), server=str(server_port), work=str(work))
+    # the recorder's <work> is the scratch root; each scenario ran in <work>/<id> (FORMAT.md §5)
+    ctx = Context(mock=str(mock.port), server=str(server_port), work=str(workroot))
     ours = normalise(observed, ctx)
     golden = {"steps": [{"response": s["response"]} for s in scenario["steps"]], "upstream": scenario["upstream"]}
+    if _compares_logs(scenario):
+        golden["request_logs"] = golden_logs(scenario.get("request_logs") or [])
     expect, ignore, rewrite = skiplist.adjustments(sid, strict=strict)
     golden = apply_overrides(golden, expect)
     apply_rewrites(golden, [(pointer_regex(at), old, new) for at, old, new in rewrite])

@@ -24,6 +24,7 @@ class Plan:
     script: Script
     profile: dict[str, Any] = field(default_factory=dict)
     key_patches: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    verbatim: bool = False  # write the baseline file as the recorder did (its text is read back by mgmt scenarios)
 
     @property
     def profile_key(self) -> str:
@@ -195,6 +196,40 @@ def _ws_plan(rest: list[str]) -> Plan:
     return plan
 
 
+def _reqlog_plan(rest: list[str]) -> Plan:
+    """``reqlog.*`` (mock-scripts.md, inferred from the goldens): ``request-log: true`` unless ``off``/``forced``;
+    failover = one 500 then Ok; ``forced`` (request-log off) and ``upstream_400`` always fail; ``commercial``
+    = commercial mode and a mid-stream error; ``ws.*`` as the ws family (upstream = Codex websockets)."""
+    name = ".".join(rest)
+    if rest and rest[0] == "ws":
+        plan = _ws_plan(["upstream" if rest[1].startswith("upstream") else "fallback", *rest[1:]])
+        if name == "ws.upstream_error":
+            plan.script = _script(always(error(400)))
+        plan.profile = {**plan.profile, "request-log": True}
+        return plan
+    profile: dict[str, Any] = {"request-log": True}
+    script = _script()
+    if name.endswith(("failover", "failover_stream")):
+        script = _script(once(error(500)))
+    elif name == "forced.codex.upstream_500":
+        script, profile = _script(always(error(500))), {"request-log": False}
+    elif name == "gemini.upstream_400":
+        script = _script(always(error(400)))
+    elif name == "commercial.mid_error":
+        script = _script(always(Reply(kind="stream_error", after=FAMILY_AFTER["compat"])))
+        profile["commercial-mode"] = True
+    elif name == "off.success":
+        profile = {"request-log": False}
+    return Plan(script, profile)
+
+
+def _mgmt_plan(rest: list[str]) -> Plan:
+    """``mgmt.*``: the default script, except the cooldown scenario (every upstream call fails with a 500)."""
+    if ".".join(rest) == "cooldown.reset":
+        return Plan(_script(always(error(500))), verbatim=True)
+    return Plan(_script(), verbatim=True)
+
+
 def plan_for(scenario_id: str) -> Plan:
     """The mock script and config profile of a scenario id."""
     parts = scenario_id.split(".")
@@ -212,6 +247,10 @@ def plan_for(scenario_id: str) -> Plan:
         return _route_plan(parts[1:])
     if group == "ws":
         return _ws_plan(parts[1:])
+    if group == "reqlog":
+        return _reqlog_plan(parts[1:])
+    if group == "mgmt":
+        return _mgmt_plan(parts[1:])
     if group == "history":
         return Plan(_script(always(ok("thinking"))))
     if scenario_id == "models.after_all_keys_unauthorized":
