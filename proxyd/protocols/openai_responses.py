@@ -426,7 +426,9 @@ def _encode_reasoning(reasoning: Reasoning | None) -> dict[str, Any] | None:
     if effort is not None:
         out["effort"] = effort
     summary = reasoning.summary
-    if summary is None and reasoning.include_thoughts is not False and effort != "none":
+    # A summary is asked for with an explicit effort; a budget (Claude/Gemini thinking) maps to the effort alone.
+    if summary is None and reasoning.effort is not None and reasoning.include_thoughts is not False \
+            and effort not in (None, "none"):
         summary = "auto"
     if summary is not None:
         out["summary"] = summary
@@ -1559,16 +1561,20 @@ class OpenAIResponsesCodec:
         tools, custom = _encode_tools(request.tools)
         extras = request.metadata.get(EXTRAS_KEY) if isinstance(request.metadata, Mapping) else None
         extras = extras if isinstance(extras, Mapping) else {}
-        instructions = "\n\n".join(p.text for p in request.system
-                                   if p.text and not p.text.startswith(_BILLING_HEADER))
+        # The system prompt goes as a leading developer message with empty instructions (the recorded build's
+        # Codex requests; instructions stay the Codex client's own field).
+        system = [{"type": "input_text", "text": p.text} for p in request.system
+                  if p.text and not p.text.startswith(_BILLING_HEADER)]
+        developer = [{"type": "message", "role": "developer", "content": system}] if system else []
         include = [ENCRYPTED_REASONING_INCLUDE]
-        for name in extras.get("include") or []:
+        wanted = extras.get("include")
+        for name in wanted if isinstance(wanted, list) else []:
             if isinstance(name, str) and name not in include:
                 include.append(name)
         body: dict[str, Any] = {
             "model": model,
-            "instructions": instructions,
-            "input": _InputEncoder(custom).encode(request.messages),
+            "instructions": "",
+            "input": developer + _InputEncoder(custom).encode(request.messages),
             "stream": request.stream,
             "store": False,
             "include": include,
@@ -1590,15 +1596,12 @@ class OpenAIResponsesCodec:
                                    extras.get("verbosity") if isinstance(extras.get("verbosity"), str) else None)
         if text is not None:
             body["text"] = text
-        reasoning = _encode_reasoning(request.reasoning)
-        if reasoning is not None:
-            body["reasoning"] = reasoning
+        # Without thinking settings the recorded build asks for medium effort.
+        body["reasoning"] = _encode_reasoning(request.reasoning) or {"effort": "medium"}
         if request.user:
             body["user"] = request.user
-        metadata = {k: v for k, v in request.metadata.items()
-                    if isinstance(k, str) and not k.startswith("_") and isinstance(v, str)}
-        if metadata:
-            body["metadata"] = metadata
+        # Client metadata (Claude's user_id…) is not forwarded: the Codex backend keys its caches on
+        # prompt_cache_key, and the recorded build sends none.
         for name in ("prompt_cache_key", "service_tier"):
             if isinstance(extras.get(name), str):
                 body[name] = extras[name]
