@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 from fakes.oauth import FakeOAuthServer
@@ -50,10 +51,24 @@ def err(message: str) -> dict[str, str]:
 
 async def test_routes_need_the_management_key(proxyd_factory: Any, auth: Path, fake_oauth: FakeOAuthServer) -> None:
     server, _ = await start(proxyd_factory, auth, fake_oauth)
-    for method, path in (("GET", "/anthropic-auth-url"), ("GET", "/get-auth-status"), ("POST", "/oauth-callback"),
-                         ("POST", "/iflow-auth-url"), ("GET", "/kimi-auth-url")):
+    for method, path in (("GET", "/anthropic-auth-url"), ("GET", "/get-auth-status"), ("POST", "/iflow-auth-url"),
+                         ("GET", "/kimi-auth-url"), ("DELETE", "/oauth-session?state=abc")):
         status, _ = await mgmt(server, method, path, key=None, body={})
         assert status == 401, path
+    # oauth-callback is served without the key (the recorded build), the pending state being the secret
+    assert await mgmt(server, "POST", "/oauth-callback", key=None, body={"provider": "codex"}) == (
+        400, err("state is required"))
+    assert await mgmt(server, "GET", "/oauth-callback?state=unknown-state&code=x&provider=codex", key=None) == (
+        404, err("unknown or expired state"))
+
+
+async def test_oauth_callback_is_404_without_a_management_api(
+        proxyd_factory: Any, auth: Path, fake_oauth: FakeOAuthServer) -> None:
+    server = await proxyd_factory(server_config(auth, ""))  # no secret-key: no management API at all
+    for method in ("GET", "POST"):
+        async with aiohttp.ClientSession() as session, session.request(
+                method, f"{server.url}/v0/management/oauth-callback?state=s&code=c", json={"state": "s"}) as resp:
+            assert resp.status == 404, method
 
 
 async def test_oauth_callback_validation_order(proxyd_factory: Any, auth: Path, fake_oauth: FakeOAuthServer) -> None:
@@ -67,8 +82,8 @@ async def test_oauth_callback_validation_order(proxyd_factory: Any, auth: Path, 
     assert await post(["not", "an", "object"]) == (400, err("invalid body"))
     assert await post({"provider": 5}) == (400, err("invalid body"))
     assert await post({"provider": "kimi", "state": state, "code": "c"}) == (400, err("unsupported provider"))
-    assert await post({"provider": "nope"}) == (400, err("unsupported provider"))
-    assert await post({"provider": "claude"}) == (400, err("state is required"))
+    assert await post({"provider": "nope", "state": state, "code": "c"}) == (400, err("unsupported provider"))
+    assert await post({"provider": "nope"}) == (400, err("state is required"))
     for bad in ("bad/state", "a..b", "x" * 129, "sp ace"):
         assert await post({"provider": "claude", "state": bad, "code": "c"}) == (400, err("invalid state")), bad
     assert await post({"provider": "claude", "state": state}) == (400, err("code or error is required"))
@@ -80,8 +95,22 @@ async def test_oauth_callback_validation_order(proxyd_factory: Any, auth: Path, 
     redirect = "http://localhost:54545/callback?state=other&error_description=denied+by+user"
     assert await post({"provider": "anthropic", "state": state, "redirect_url": redirect}) == (200, {"status": "ok"})
     assert await wait_done(server, state) == err("Bad request")
-    assert await post({"provider": "claude", "state": state, "code": "c"}) == (409, err("oauth flow is not pending"))
+    assert await post({"provider": "claude", "state": state, "code": "c"}) == (409, err("Bad request"))
     assert service.sessions.get(state) is not None
+
+
+async def test_oauth_callback_provider_defaults_to_the_sessions(
+        proxyd_factory: Any, auth: Path, fake_oauth: FakeOAuthServer) -> None:
+    server, _ = await start(proxyd_factory, auth, fake_oauth)
+    _, started = await mgmt(server, "GET", "/anthropic-auth-url")
+    state = started["state"]
+    assert await mgmt(server, "GET", f"/oauth-callback?state={state}&code=the-code", key=None) == (
+        200, {"status": "ok"})
+    assert await wait_done(server, state) == {"status": "ok"}
+    assert (auth / f"claude-{fake_oauth.email}.json").exists()
+    # a completed login stays known for a minute: a second callback is refused as such
+    assert await mgmt(server, "POST", "/oauth-callback", body={"state": state, "code": "again"}) == (
+        409, err("oauth flow is already completed"))
 
 
 async def test_oauth_callback_writes_the_hand_off_file(
@@ -107,10 +136,34 @@ async def test_oauth_callback_writes_the_hand_off_file(
 async def test_get_auth_status_answers(proxyd_factory: Any, auth: Path, fake_oauth: FakeOAuthServer) -> None:
     server, _ = await start(proxyd_factory, auth, fake_oauth)
     assert await mgmt(server, "GET", "/get-auth-status") == (200, {"status": "ok"})
-    assert await mgmt(server, "GET", "/get-auth-status?state=unknown-state") == (200, {"status": "ok"})
+    assert await mgmt(server, "GET", "/get-auth-status?state=unknown-state") == (
+        200, err("unknown or expired state"))
     assert await mgmt(server, "GET", "/get-auth-status?state=bad/state") == (400, err("invalid state"))
     _, started = await mgmt(server, "GET", "/iflow-auth-url")
     assert await mgmt(server, "GET", f"/get-auth-status?state={started['state']}") == (200, {"status": "wait"})
+
+
+async def test_cancel_oauth_session(proxyd_factory: Any, auth: Path, fake_oauth: FakeOAuthServer) -> None:
+    server, service = await start(proxyd_factory, auth, fake_oauth)
+    assert await mgmt(server, "DELETE", "/oauth-session") == (400, err("missing state"))
+    assert await mgmt(server, "DELETE", "/oauth-session?state=bad/state") == (400, err("invalid state"))
+    assert await mgmt(server, "DELETE", "/oauth-session?state=unknown-state") == (
+        200, {"status": "ok", "cancelled": False})
+    _, started = await mgmt(server, "GET", "/anthropic-auth-url")
+    state = started["state"]
+    assert await mgmt(server, "DELETE", f"/oauth-session?state={state}") == (200, {"status": "ok", "cancelled": True})
+    assert await mgmt(server, "GET", f"/get-auth-status?state={state}") == (200, err("unknown or expired state"))
+    # a callback arriving afterwards finds no login, and the waiting task ends without saving anything
+    await get(f"{server.url}/anthropic/callback?code=the-code&state={state}")
+    assert not (auth / f".oauth-anthropic-{state}.oauth").exists()
+    for _ in range(100):
+        if not service.tasks:
+            break
+        await asyncio.sleep(0.05)
+    assert not service.tasks
+    assert not list(auth.glob("*.json"))  # noqa: ASYNC240 - a tmp dir listing
+    assert await mgmt(server, "DELETE", f"/oauth-session?state={state}") == (
+        200, {"status": "ok", "cancelled": False})
 
 
 async def test_expired_sessions_read_as_ok_and_unknown(
@@ -120,7 +173,7 @@ async def test_expired_sessions_read_as_ok_and_unknown(
     _, started = await mgmt(server, "GET", "/anthropic-auth-url")
     state = started["state"]
     await asyncio.sleep(0.3)
-    assert await mgmt(server, "GET", f"/get-auth-status?state={state}") == (200, {"status": "ok"})
+    assert await mgmt(server, "GET", f"/get-auth-status?state={state}") == (200, err("unknown or expired state"))
     assert await mgmt(server, "POST", "/oauth-callback", body={"provider": "claude", "state": state, "code": "x"}) == (
         404, err("unknown or expired state"))
     await asyncio.sleep(0.2)
@@ -207,7 +260,9 @@ async def test_a_finished_login_ends_the_other_sessions_of_its_provider(
     _, other = await mgmt(server, "GET", "/codex-auth-url")
     await get(f"{server.url}/anthropic/callback?code=the-code&state={second['state']}")
     assert await wait_done(server, second["state"]) == {"status": "ok"}
-    assert service.sessions.get(first["state"]) is None
+    ended = service.sessions.get(first["state"])
+    assert ended is not None and ended.completed and not ended.pending
+    assert await mgmt(server, "GET", f"/get-auth-status?state={first['state']}") == (200, {"status": "ok"})
     assert service.sessions.is_pending(other["state"], "codex")
 
 
@@ -288,7 +343,30 @@ def test_session_store_ttl_error_and_bound() -> None:
     for state in ("s1", "s2", "s3", "s4"):
         store.register(state, "qwen")
     assert len(store) == 3 and store.get("s1") is None  # the oldest went first
-    assert store.complete_provider("qwen") == 3 and len(store) == 0
+    store.set_error("s2", "denied")
+    assert store.complete_provider("qwen") == 3 and not any(store.is_pending(s) for s in ("s2", "s3", "s4"))
+    done = store.get("s2")
+    assert done is not None and done.completed and done.status == ""
+    store.set_error("s2", "late")  # a completed login keeps its result
+    assert store.get("s2").status == ""  # type: ignore[union-attr]
+    assert not store.cancel("s3")  # only pending logins can be cancelled
+    now[0] += 10.5  # completed sessions are forgotten after completed_ttl (here capped by the TTL)
+    assert len(store) == 0
+
+
+def test_session_store_completed_ttl_and_cancel() -> None:
+    now = [0.0]
+    store = SessionStore(ttl=600, clock=lambda: now[0])
+    assert store.completed_ttl == 60
+    store.register("a", "codex")
+    store.register("b", "codex")
+    store.complete("a")
+    assert store.get("a").completed  # type: ignore[union-attr]
+    assert store.cancel("b") and store.get("b") is None and not store.cancel("b")
+    now[0] = 59
+    assert store.get("a") is not None
+    now[0] = 61
+    assert store.get("a") is None
 
 
 def test_hand_off_file_and_names(tmp_path: Path) -> None:

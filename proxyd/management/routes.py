@@ -25,7 +25,7 @@ from proxyd.management.config_view import config_json
 from proxyd.management.secret import env_password
 from proxyd.oauth import routes as oauth_routes
 
-__all__ = ["MANAGEMENT_ACCESS", "PREFIX", "add_management_routes", "guarded"]
+__all__ = ["MANAGEMENT_ACCESS", "PREFIX", "add_management_routes", "available", "guarded"]
 
 log = structlog.get_logger(__name__)
 
@@ -41,9 +41,7 @@ def _error(status: int, error: str, message: str | None = None) -> web.Response:
     return web.json_response(body, status=status)
 
 
-def guarded(handler: Handler) -> Handler:
-    """Wrap a management handler with the availability guard, the key check and the ``X-CPA-*`` headers."""
-
+def _wrap(handler: Handler, *, key_check: bool) -> Handler:
     @functools.wraps(handler)
     async def wrapper(request: web.Request) -> web.StreamResponse:
         access = request.app[MANAGEMENT_ACCESS]
@@ -51,7 +49,7 @@ def guarded(handler: Handler) -> Handler:
         if not access.enabled(config):
             raise web.HTTPNotFound()
         headers = build_headers()
-        refusal = await access.check(request, config)
+        refusal = await access.check(request, config) if key_check else None
         if refusal is not None:
             refusal.headers.update(headers)
             return refusal
@@ -70,6 +68,17 @@ def guarded(handler: Handler) -> Handler:
         return response
 
     return wrapper
+
+
+def guarded(handler: Handler) -> Handler:
+    """Wrap a management handler with the availability guard, the key check and the ``X-CPA-*`` headers."""
+    return _wrap(handler, key_check=True)
+
+
+def available(handler: Handler) -> Handler:
+    """Like :func:`guarded` without the key check (routes the recorded build serves to anyone while the
+    management API exists: ``oauth-callback``)."""
+    return _wrap(handler, key_check=False)
 
 
 # --------------------------------------------------------------------------------------------- handlers
@@ -170,6 +179,6 @@ def add_management_routes(app: web.Application, *, env_secret: str | None = None
         # scalar settings (§3.5), latest-version (§3.6), model-definitions; list editors (§3.7)
         *settings.route_defs(PREFIX, guarded),
         *lists.route_defs(PREFIX, guarded),
-        *oauth_routes.route_defs(PREFIX, guarded),  # OAuth logins (§3.12)
+        *oauth_routes.route_defs(PREFIX, guarded, available),  # OAuth logins (§3.12)
     ]
     app.add_routes(routes)

@@ -1,4 +1,5 @@
-"""``/v0/management`` OAuth login routes (management.md §3.12): auth-url starters, oauth-callback, get-auth-status."""
+"""``/v0/management`` OAuth login routes (management.md §3.12): auth-url starters, oauth-callback, get-auth-status,
+oauth-session."""
 
 from __future__ import annotations
 
@@ -127,14 +128,10 @@ async def kimi_auth_url(request: web.Request) -> web.StreamResponse:
 
 async def post_oauth_callback(request: web.Request) -> web.StreamResponse:
     """``POST /oauth-callback``: hand a pasted redirect URL (or code/state/error) to a pending login."""
-    service = _service(request)
     body = await _json_object(request)
     fields = ("provider", "redirect_url", "code", "state", "error")
     if body is None or any(k in body and body[k] is not None and not isinstance(body[k], str) for k in fields):
         return _fail(400, "invalid body")
-    provider = normalize_provider(str(body.get("provider") or ""))
-    if provider is None:
-        return _fail(400, "unsupported provider")
     state = str(body.get("state") or "").strip()
     code = str(body.get("code") or "").strip()
     error = str(body.get("error") or "").strip()
@@ -151,17 +148,36 @@ async def post_oauth_callback(request: web.Request) -> web.StreamResponse:
         state = state or first("state")
         code = code or first("code")
         error = error or first("error") or first("error_description")
+    return await _hand_off(request, str(body.get("provider") or ""), state, code, error)
+
+
+async def get_oauth_callback(request: web.Request) -> web.StreamResponse:
+    """``GET /oauth-callback?provider=&state=&code=&error=``: the query form of the POST (recorded build)."""
+    query = request.query
+    error = query.get("error", "").strip() or query.get("error_description", "").strip()
+    return await _hand_off(request, query.get("provider", ""), query.get("state", "").strip(),
+                           query.get("code", "").strip(), error)
+
+
+async def _hand_off(request: web.Request, provider_name: str, state: str, code: str, error: str) -> web.Response:
+    """The checks of the recorded build's callback, in its order, then the hand-off file."""
     if not state:
         return _fail(400, "state is required")
     if not valid_state(state):
         return _fail(400, "invalid state")
     if not code and not error:
         return _fail(400, "code or error is required")
+    service = _service(request)
     session = service.sessions.get(state)
     if session is None:
         return _fail(404, "unknown or expired state")
-    if not session.pending:
-        return _fail(409, "oauth flow is not pending")
+    if session.completed:
+        return _fail(409, "oauth flow is already completed")
+    provider = normalize_provider(provider_name.strip() or session.provider)
+    if provider is None:
+        return _fail(400, "unsupported provider")
+    if session.status:
+        return _fail(409, session.status)
     if session.provider != provider:
         return _fail(400, "provider does not match state")
     try:
@@ -174,7 +190,7 @@ async def post_oauth_callback(request: web.Request) -> web.StreamResponse:
 
 
 async def get_auth_status(request: web.Request) -> web.StreamResponse:
-    """``GET /get-auth-status?state=``: wait / error / ok (ok also for unknown, expired or no state)."""
+    """``GET /get-auth-status?state=``: wait / error / ok (ok also without a state; unknown states are errors)."""
     state = request.query.get("state", "").strip()
     if not state:
         return web.json_response({"status": "ok"})
@@ -182,19 +198,37 @@ async def get_auth_status(request: web.Request) -> web.StreamResponse:
         return _fail(400, "invalid state")
     session = _service(request).sessions.get(state)
     if session is None:
+        return _fail(200, "unknown or expired state")
+    if session.completed:
         return web.json_response({"status": "ok"})
-    if not session.pending:
-        return web.json_response({"status": "error", "error": session.status})
+    if session.status:
+        return _fail(200, session.status)
     return web.json_response({"status": "wait"})
 
 
-def route_defs(prefix: str, guarded: Callable[[Any], Any]) -> list[web.RouteDef]:
-    """The OAuth routes of §3.4, each behind the management guard."""
+async def cancel_oauth_session(request: web.Request) -> web.StreamResponse:
+    """``DELETE /oauth-session?state=``: end a pending login; its waiter stops without saving anything."""
+    state = request.query.get("state", "").strip()
+    if not state:
+        return _fail(400, "missing state")
+    if not valid_state(state):
+        return _fail(400, "invalid state")
+    cancelled = _service(request).sessions.cancel(state)
+    if cancelled:
+        log.info("oauth login cancelled", state=state)
+    return web.json_response({"status": "ok", "cancelled": cancelled})
+
+
+def route_defs(prefix: str, guarded: Callable[[Any], Any], available: Callable[[Any], Any]) -> list[web.RouteDef]:
+    """The OAuth routes of §3.4 behind the management guard; ``oauth-callback`` (GET and POST) only behind the
+    availability guard, without a key, as the recorded build serves it (the state is the secret)."""
     get = [("anthropic-auth-url", anthropic_auth_url), ("codex-auth-url", codex_auth_url),
            ("gemini-cli-auth-url", gemini_cli_auth_url), ("antigravity-auth-url", antigravity_auth_url),
            ("qwen-auth-url", qwen_auth_url), ("kimi-auth-url", kimi_auth_url), ("iflow-auth-url", iflow_auth_url),
            ("get-auth-status", get_auth_status)]
     defs = [web.get(f"{prefix}/{path}", guarded(handler), allow_head=False) for path, handler in get]
     defs += [web.post(f"{prefix}/iflow-auth-url", guarded(iflow_cookie_login)),
-             web.post(f"{prefix}/oauth-callback", guarded(post_oauth_callback))]
+             web.delete(f"{prefix}/oauth-session", guarded(cancel_oauth_session)),
+             web.post(f"{prefix}/oauth-callback", available(post_oauth_callback)),
+             web.get(f"{prefix}/oauth-callback", available(get_oauth_callback), allow_head=False)]
     return defs

@@ -150,7 +150,7 @@ class OAuthService:
             try:
                 await forwarder.start()
             except OSError as exc:
-                self.sessions.complete(login.state)
+                self.sessions.discard(login.state)
                 log.error("oauth callback forwarder failed to start", provider=login.provider, port=port,
                           error=exc.strerror or type(exc).__name__)
                 return web.json_response(error_body or {"error": "failed to start callback server"}, status=500)

@@ -1,4 +1,8 @@
-"""Pending OAuth logins: state → provider and status, in memory, 10-minute TTL, bounded (management.md §3.12)."""
+"""OAuth logins: state → provider and status, in memory, 10-minute TTL, bounded (management.md §3.12).
+
+A finished login stays known for another minute as *completed* (the recorded build: get-auth-status answers
+``ok`` for it and ``unknown or expired state`` once it is gone); a cancelled or never-started one is unknown.
+"""
 
 from __future__ import annotations
 
@@ -8,32 +12,36 @@ from collections.abc import Callable
 
 import attrs
 
-__all__ = ["DEFAULT_TTL", "MAX_SESSIONS", "Session", "SessionStore"]
+__all__ = ["COMPLETED_TTL", "DEFAULT_TTL", "MAX_SESSIONS", "Session", "SessionStore"]
 
 DEFAULT_TTL = 600.0
+COMPLETED_TTL = 60.0
 MAX_SESSIONS = 512
 
 
 @attrs.frozen
 class Session:
-    """One login: its canonical provider, status (`""` while pending, else the error message) and expiry."""
+    """One login: its canonical provider, status (`""` unless failed, else the error message), whether it
+    finished successfully, and its expiry."""
 
     provider: str
     status: str
     created: float
     expires: float
+    completed: bool = False
 
     @property
     def pending(self) -> bool:
-        return self.status == ""
+        return self.status == "" and not self.completed
 
 
 class SessionStore:
     """The sessions of one app. Expired entries are dropped on every access; the oldest go first when full."""
 
     def __init__(self, ttl: float = DEFAULT_TTL, *, limit: int = MAX_SESSIONS,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, completed_ttl: float = COMPLETED_TTL) -> None:
         self.ttl = ttl
+        self.completed_ttl = min(completed_ttl, ttl)
         self.limit = limit
         self._clock = clock
         self._sessions: OrderedDict[str, Session] = OrderedDict()
@@ -69,19 +77,39 @@ class SessionStore:
         """Mark a login failed; the message stays visible to get-auth-status for another TTL."""
         self._purge()
         session = self._sessions.get(state)
-        if session is None:
+        if session is None or session.completed:
             return
         self._sessions[state] = attrs.evolve(session, status=message.strip() or "Authentication failed",
                                              expires=self._clock() + self.ttl)
 
+    def _finish(self, state: str, session: Session) -> None:
+        self._sessions[state] = attrs.evolve(session, status="", completed=True,
+                                             expires=self._clock() + self.completed_ttl)
+
     def complete(self, state: str) -> None:
+        """Mark a login finished; it stays known (as completed) for ``completed_ttl``."""
         self._purge()
-        self._sessions.pop(state, None)
+        session = self._sessions.get(state)
+        if session is not None and not session.completed:
+            self._finish(state, session)
 
     def complete_provider(self, provider: str) -> int:
-        """Remove every session of `provider` (a finished login ends the others started for it)."""
+        """Finish every unfinished session of `provider` (a finished login ends the others started for it)."""
         self._purge()
-        states = [s for s, v in self._sessions.items() if v.provider == provider]
+        states = [s for s, v in self._sessions.items() if v.provider == provider and not v.completed]
         for state in states:
-            del self._sessions[state]
+            self._finish(state, self._sessions[state])
         return len(states)
+
+    def cancel(self, state: str) -> bool:
+        """Forget a pending login (its waiter then stops without saving); False when it was not pending."""
+        self._purge()
+        session = self._sessions.get(state)
+        if session is None or not session.pending:
+            return False
+        del self._sessions[state]
+        return True
+
+    def discard(self, state: str) -> None:
+        """Forget a login whatever its status (it never really started)."""
+        self._sessions.pop(state, None)
