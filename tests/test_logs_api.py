@@ -517,3 +517,26 @@ def test_null_capture_records_nothing() -> None:
     NULL_CAPTURE.upstream_error(500, "x")
     NULL_CAPTURE.finish(500)
     assert not hasattr(NULL_CAPTURE, "upstream_errors")
+
+
+async def test_request_log_of_a_local_token_count(fake_openai: Any, proxyd_factory: Any) -> None:
+    """A count answered without an upstream call logs the client's answer and no API sections."""
+    from fakes import compat_config
+
+    text = compat_config(fake_openai.base_url, upstream_keys=("sk-up-1-long-secret",),
+                         extra=f'request-log: true\nremote-management:\n  secret-key: "{HASH}"\n')
+    server = await proxyd_factory(text)
+    async with aiohttp.ClientSession() as s, s.post(
+            f"{server.url}/v1/messages/count_tokens", headers={"Authorization": "Bearer client-key"},
+            json={"model": "my-model", "messages": [{"role": "user", "content": "hi"}]}) as r:
+        assert r.status == 200
+        rid = r.headers["X-Request-Id"]
+        answer = await r.read()
+    await server.app[LOGS].requests.drain()
+    status, _, data = await mgmt(server, "GET", f"/request-log-by-id/{rid}")
+    assert status == 200
+    dump = data.decode()
+    assert "=== API REQUEST" not in dump and "Upstream Transport" not in dump
+    response = dump.split("=== RESPONSE ===\n")[1]
+    assert response.startswith("Status: 200\n") and "Content-Type: application/json" in response
+    assert answer.decode() in response and b"input_tokens" in answer

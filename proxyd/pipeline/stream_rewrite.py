@@ -82,7 +82,10 @@ class StreamRewriteStage:
     async def run(self, exchange: Exchange) -> None:
         assert exchange.translation is not None and exchange.chosen is not None
         if exchange.count:
-            exchange.response = self._count_response(exchange)
+            response = exchange.response = self._count_response(exchange)
+            exchange.capture.client_response(response.status, response.headers)
+            if isinstance(response.body, bytes):
+                exchange.capture.client_body(response.body)
             return
         rewriter = exchange.translation.rewriter_for(exchange.chosen.provider.protocol)
         try:
