@@ -446,7 +446,65 @@ def _normalise_schema(schema: Any) -> dict[str, Any]:
     return out
 
 
-def _encode_tools(tools: tuple[Tool, ...]) -> tuple[list[dict[str, Any]], set[str]]:
+@attrs.frozen
+class CodexRequestShape:
+    """How the reference's X→Codex translator of one client protocol shapes the upstream request."""
+
+    default_tool_choice: bool = False
+    """`tool_choice: "auto"` is sent when the client declares tools without choosing (Claude, Gemini clients)."""
+    part_per_message: bool = False
+    """each text/image/file part of a turn is its own input message (the Gemini translator's layout)."""
+    closed_tool_schemas: bool = False
+    """function parameters carry `additionalProperties: false`; a declaration without a schema sends none."""
+
+
+NATIVE_CODEX_SHAPE = CodexRequestShape()
+CODEX_REQUEST_SHAPES: dict[WireProtocol, CodexRequestShape] = {
+    WireProtocol.CLAUDE: CodexRequestShape(default_tool_choice=True),
+    WireProtocol.GEMINI: CodexRequestShape(default_tool_choice=True, part_per_message=True,
+                                           closed_tool_schemas=True),
+}
+"""Codex request shape per client protocol; anything else (Chat clients, no context) is NATIVE_CODEX_SHAPE."""
+
+
+def codex_shape_for(context: RequestContext) -> CodexRequestShape:
+    """The Codex upstream request shape for the exchange's client protocol."""
+    return CODEX_REQUEST_SHAPES.get(context.client, NATIVE_CODEX_SHAPE) if context.client is not None \
+        else NATIVE_CODEX_SHAPE
+
+
+def _gemini_schemaless(body: Mapping[str, Any] | None) -> frozenset[str]:
+    """Names of the Gemini client's function declarations given without `parameters`/`parametersJsonSchema`."""
+    names: set[str] = set()
+    tools = body.get("tools") if isinstance(body, Mapping) else None
+    for tool in tools if isinstance(tools, list) else []:
+        decls = tool.get("functionDeclarations", tool.get("function_declarations")) \
+            if isinstance(tool, Mapping) else None
+        for decl in decls if isinstance(decls, list) else []:
+            if isinstance(decl, Mapping) and isinstance(decl.get("name"), str) and not any(
+                    decl.get(k) is not None for k in ("parameters", "parametersJsonSchema",
+                                                       "parameters_json_schema")):
+                names.add(decl["name"])
+    return frozenset(names)
+
+
+def _function_tool(tool: Tool, shape: CodexRequestShape, schemaless: frozenset[str]) -> dict[str, Any]:
+    # `description` only when the client gave one (the reference's translators copy the key if present).
+    out: dict[str, Any] = {"type": "function", "name": tool.name}
+    if tool.description:
+        out["description"] = tool.description
+    if not (shape.closed_tool_schemas and tool.name in schemaless):
+        parameters = _normalise_schema(tool.parameters)
+        if shape.closed_tool_schemas and parameters.get("additionalProperties") is not False:
+            parameters["additionalProperties"] = False
+        out["parameters"] = parameters
+    # Responses defaults `strict` to true, which rejects ordinary schemas: say false unless asked.
+    out["strict"] = bool(tool.strict)
+    return out
+
+
+def _encode_tools(tools: tuple[Tool, ...], shape: CodexRequestShape = NATIVE_CODEX_SHAPE,
+                  schemaless: frozenset[str] = frozenset()) -> tuple[list[dict[str, Any]], set[str]]:
     """Function tools flattened, Responses built-ins verbatim, other protocols' built-ins dropped
     (Claude's web search becomes Responses `web_search`). Returns the tools and the names of `custom` tools."""
     out: list[dict[str, Any]] = []
@@ -461,14 +519,7 @@ def _encode_tools(tools: tuple[Tool, ...]) -> tuple[list[dict[str, Any]], set[st
                   and str(tool.builtin.get("type", "")).startswith("web_search")):
                 out.append({"type": "web_search"})
             continue
-        out.append({
-            "type": "function",
-            "name": tool.name,
-            "description": tool.description,
-            "parameters": _normalise_schema(tool.parameters),
-            # Responses defaults `strict` to true, which rejects ordinary schemas: say false unless asked.
-            "strict": bool(tool.strict),
-        })
+        out.append(_function_tool(tool, shape, schemaless))
     return out, custom
 
 
@@ -522,9 +573,10 @@ def _tool_output(part: ToolResultPart) -> str | list[dict[str, Any]]:
 class _InputEncoder:
     """Canonical messages → Responses input items, in order, ids kept so every output has its call."""
 
-    def __init__(self, custom: set[str]) -> None:
+    def __init__(self, custom: set[str], part_per_message: bool = False) -> None:
         self.items: list[dict[str, Any]] = []
         self.custom = custom
+        self.part_per_message = part_per_message
         self.calls: dict[str, str] = {}  # call_id → kind of call item
         self.minted: list[str] = []
         self.pending: list[dict[str, Any]] = []
@@ -540,6 +592,8 @@ class _InputEncoder:
             self.flush()
             self.pending_role = role
         self.pending.append(content)
+        if self.part_per_message:
+            self.flush()
 
     def call_id(self, given: str) -> str:
         if given:
@@ -1558,7 +1612,9 @@ class OpenAIResponsesCodec:
     def encode_request(
         self, request: Request, *, model: str, context: RequestContext = NO_REQUEST_CONTEXT
     ) -> dict[str, Any]:
-        tools, custom = _encode_tools(request.tools)
+        shape = codex_shape_for(context)
+        schemaless = _gemini_schemaless(context.client_body) if shape.closed_tool_schemas else frozenset()
+        tools, custom = _encode_tools(request.tools, shape, schemaless)
         extras = request.metadata.get(EXTRAS_KEY) if isinstance(request.metadata, Mapping) else None
         extras = extras if isinstance(extras, Mapping) else {}
         # The system prompt goes as a leading developer message with empty instructions (the recorded build's
@@ -1574,7 +1630,7 @@ class OpenAIResponsesCodec:
         body: dict[str, Any] = {
             "model": model,
             "instructions": "",
-            "input": developer + _InputEncoder(custom).encode(request.messages),
+            "input": developer + _InputEncoder(custom, shape.part_per_message).encode(request.messages),
             "stream": request.stream,
             "store": False,
             "include": include,
@@ -1584,6 +1640,8 @@ class OpenAIResponsesCodec:
         choice = request.tool_choice
         if choice is not None and tools:
             body["tool_choice"] = _encode_tool_choice(choice, custom)
+        elif tools and shape.default_tool_choice:
+            body["tool_choice"] = "auto"
         body["parallel_tool_calls"] = choice.parallel if choice is not None and choice.parallel is not None else True
         gen = request.generation
         if gen.max_tokens is not None:

@@ -94,3 +94,50 @@ def test_responses_to_chat_keeps_content_arrays_and_drops_tools_only_content() -
     assert messages[0]["content"] == "hi"
     plain = _encode(WireProtocol.OPENAI_RESPONSES, WireProtocol.OPENAI_CHAT, body, with_context=False)["messages"]
     assert plain[0]["content"] == "hi" and plain[1]["content"] is None
+
+
+def test_codex_tool_choice_defaults_to_auto_for_claude_and_gemini_clients_only() -> None:
+    claude = {**CLAUDE_BODY, "tools": [{"name": "get_weather", "input_schema": {"type": "object"}}]}
+    assert _encode(WireProtocol.CLAUDE, WireProtocol.OPENAI_RESPONSES, claude, with_context=True)[
+        "tool_choice"] == "auto"
+    assert _encode(WireProtocol.GEMINI, WireProtocol.OPENAI_RESPONSES, GEMINI_BODY, with_context=True)[
+        "tool_choice"] == "auto"
+    chat = {"messages": [{"role": "user", "content": "hi"}],
+            "tools": [{"type": "function", "function": {"name": "get_weather"}}]}
+    assert "tool_choice" not in _encode(WireProtocol.OPENAI_CHAT, WireProtocol.OPENAI_RESPONSES, chat,
+                                        with_context=True)
+    assert "tool_choice" not in _encode(WireProtocol.CLAUDE, WireProtocol.OPENAI_RESPONSES, claude,
+                                        with_context=False)
+    # an explicit choice still wins, and no tools means no choice
+    forced = {**claude, "tool_choice": {"type": "any"}}
+    assert _encode(WireProtocol.CLAUDE, WireProtocol.OPENAI_RESPONSES, forced, with_context=True)[
+        "tool_choice"] == "required"
+    assert "tool_choice" not in _encode(WireProtocol.CLAUDE, WireProtocol.OPENAI_RESPONSES, CLAUDE_BODY,
+                                        with_context=True)
+
+
+def test_codex_tools_leave_out_a_missing_description() -> None:
+    chat = {"messages": [{"role": "user", "content": "hi"}],
+            "tools": [{"type": "function", "function": {"name": "a"}},
+                      {"type": "function", "function": {"name": "b", "description": "B"}}]}
+    tools = _encode(WireProtocol.OPENAI_CHAT, WireProtocol.OPENAI_RESPONSES, chat, with_context=True)["tools"]
+    assert "description" not in tools[0]
+    assert tools[1]["description"] == "B"
+
+
+def test_gemini_to_codex_closed_schemas_and_one_message_per_part() -> None:
+    body = {**GEMINI_BODY, "contents": [
+        {"role": "user", "parts": [{"text": "look"}, {"inlineData": {"mimeType": "image/png", "data": "AAAA"}}]},
+        {"role": "model", "parts": [{"text": "a"}, {"text": "b"}]},
+    ]}
+    out = _encode(WireProtocol.GEMINI, WireProtocol.OPENAI_RESPONSES, body, with_context=True)
+    assert [(m["role"], [c["type"] for c in m["content"]]) for m in out["input"]] == [
+        ("user", ["input_text"]), ("user", ["input_image"]), ("assistant", ["output_text"]),
+        ("assistant", ["output_text"])]
+    weather, clock = out["tools"]
+    assert weather["parameters"]["additionalProperties"] is False
+    assert "parameters" not in clock  # declared without a schema
+    assert clock["strict"] is False
+    plain = _encode(WireProtocol.GEMINI, WireProtocol.OPENAI_RESPONSES, body, with_context=False)
+    assert len(plain["input"]) == 2
+    assert plain["tools"][1]["parameters"] == {"type": "object", "properties": {}}
