@@ -99,6 +99,23 @@ def test_wildcards() -> None:
     assert is_excluded("Gemini-2.5-PRO", ["gemini-2.5-*"])
 
 
+def test_api_key_ids_are_the_recorded_references() -> None:
+    """Config key ids as the recorded build's request logs show them: key, base, proxy, prefix and the custom
+    headers as `name NUL value NUL` (sorted), Codex keys included."""
+    config = _config("""
+codex-api-key:
+  - api-key: "sk-codex-2"
+    base-url: "http://127.0.0.1:38921/codex"
+  - api-key: "sk-codex-1"
+    base-url: "http://127.0.0.1:38921/codex"
+    headers: {"X-E2E-Static": "static-value", "X-E2E-Copied": "$X-Client-Tag"}
+""")
+    plain, with_headers = credentials_from_config(config)
+    assert plain.id == "codex:apikey:39ddf5b44282"
+    assert with_headers.id == credential_id("codex:apikey", "sk-codex-1", "http://127.0.0.1:38921/codex", "", "",
+                                            "X-E2E-Copied\x00$X-Client-Tag\x00X-E2E-Static\x00static-value\x00")
+
+
 def test_credentials_and_registry_from_config() -> None:
     config = _config("""
 gemini-api-key:

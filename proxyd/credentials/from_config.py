@@ -47,7 +47,8 @@ def is_excluded(model_id: str, patterns: Iterable[str]) -> bool:
 
 
 def _sorted_headers(headers: Mapping[str, str]) -> str:
-    return ",".join(f"{k}={v}" for k, v in sorted(headers.items()))
+    """The reference's id form of custom headers: `name NUL value NUL` per header, names sorted."""
+    return "".join(f"{k}\x00{v}\x00" for k, v in sorted(headers.items()))
 
 
 def _unique(seen: Counter[str], base: str) -> str:
@@ -163,9 +164,7 @@ def credentials_from_config(config: Config) -> list[Credential]:
     for entry in config.codex_api_key:
         creds += _api_key_credentials(
             [entry], family="codex", kind="codex", provider="codex", protocol=WireProtocol.OPENAI_RESPONSES,
-            # Codex key ids hash key, base and proxy only: with `headers:` the recorded reference's round-robin
-            # order (sk-codex-2 first, route.headers.custom.codex) is that of the headerless ids.
-            section="codex-pro", owned_by="openai", default_base="", id_parts="key-base-proxy", config=config,
+            section="codex-pro", owned_by="openai", default_base="", id_parts="key-base", config=config,
             seen=seen, extra={"websockets": entry.websockets})
     creds += openai_compat_credentials(config, seen)
     return creds
