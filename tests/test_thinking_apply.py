@@ -69,7 +69,7 @@ def cli_tc(body: dict) -> dict:
 class TestWorkedExamples:
     def test_openai_client_gemini_25_pro_high_suffix(self) -> None:
         result = run({"contents": []}, "gemini", GEMINI_25_PRO, client="openai", suffix="high")
-        assert gemini_tc(result) == {"thinkingBudget": 24576, "includeThoughts": True}
+        assert gemini_tc(result) == {"thinkingBudget": 24576}
         assert result["contents"] == []
 
     def test_openai_none_to_gemini_3_pro(self) -> None:
@@ -143,12 +143,12 @@ class TestFlow:
     def test_suffix_beats_body(self) -> None:
         body = {"generationConfig": {"thinkingConfig": {"thinkingBudget": 100000}}}
         result = run(body, "gemini", GEMINI_25_PRO, client="gemini", suffix="1024")
-        assert gemini_tc(result) == {"thinkingBudget": 1024, "includeThoughts": True}
+        assert gemini_tc(result) == {"thinkingBudget": 1024}
 
     def test_invalid_suffix_value_falls_back_to_body(self) -> None:
         body = {"generationConfig": {"thinkingConfig": {"thinkingBudget": 2048}}}
         result = run(body, "gemini", GEMINI_25_PRO, client="gemini", suffix="bogus")
-        assert gemini_tc(result) == {"thinkingBudget": 2048, "includeThoughts": True}
+        assert gemini_tc(result) == {"thinkingBudget": 2048}
 
     def test_openai_response_upstream_is_codex(self) -> None:
         result = run({}, "openai-response", GPT_51, client="openai", suffix="high")
@@ -204,12 +204,11 @@ class TestKnownModelWithoutThinking:
 class TestUserDefined:
     def test_unknown_model_gemini_level_becomes_budget(self) -> None:
         result = run({}, "gemini", None, client="openai", suffix="high")
-        assert gemini_tc(result) == {"thinkingBudget": 24576, "includeThoughts": True}
+        assert gemini_tc(result) == {"thinkingBudget": 24576}
 
     def test_unknown_model_no_validation(self) -> None:
         body = {"generationConfig": {"thinkingConfig": {"thinkingBudget": 100000}}}
-        assert gemini_tc(run(body, "gemini", None, client="gemini")) == {"thinkingBudget": 100000,
-                                                                            "includeThoughts": True}
+        assert gemini_tc(run(body, "gemini", None, client="gemini")) == {"thinkingBudget": 100000}
 
     def test_user_defined_flag_skips_validation(self) -> None:
         body = {"reasoning": {"effort": "xhigh"}}
@@ -244,12 +243,11 @@ class TestUserDefined:
         assert gemini_tc(run({}, "gemini", None, client="openai", suffix="none")) == {
             "thinkingBudget": 0, "includeThoughts": False}
         assert gemini_tc(run({}, "gemini", None, client="openai", suffix="auto")) == {
-            "thinkingBudget": -1, "includeThoughts": True}
+            "thinkingBudget": -1}
 
     def test_unknown_level_passes_through_as_level(self) -> None:
         body = {"request": {"generationConfig": {"thinkingConfig": {"thinkingLevel": "ultra"}}}}
-        assert cli_tc(run(body, "gemini-cli", None, client="gemini")) == {"thinkingLevel": "ultra",
-                                                                           "includeThoughts": True}
+        assert cli_tc(run(body, "gemini-cli", None, client="gemini")) == {"thinkingLevel": "ultra"}
 
     def test_user_defined_claude_uses_model_max_tokens(self) -> None:
         result = run({}, "claude", {"id": "c", "max_completion_tokens": 4096}, client="openai", suffix="8192",
@@ -268,18 +266,23 @@ class TestGeminiApplier:
         result = run(body, "gemini", GEMINI_3_PRO, client="openai", suffix="high")
         assert gemini_tc(result) == {"thinkingLevel": "high", "includeThoughts": False}
 
-    def test_level_include_thoughts_default_true(self) -> None:
+    def test_level_keeps_include_thoughts_unset(self) -> None:
+        # The amount alone (a suffix) does not ask for the thoughts; the body's includeThoughts is kept as it is
+        # (the recorded build: route.thinking_suffix.gemini sends `thinkingBudget` only).
         result = run({}, "gemini", GEMINI_3_FLASH, client="openai", suffix="medium")
+        assert gemini_tc(result) == {"thinkingLevel": "medium"}
+        body = {"generationConfig": {"thinkingConfig": {"thinkingLevel": "low", "includeThoughts": True}}}
+        result = run(body, "gemini", GEMINI_3_FLASH, client="openai", suffix="medium")
         assert gemini_tc(result) == {"thinkingLevel": "medium", "includeThoughts": True}
 
     def test_budget_on_hybrid_uses_budget_format(self) -> None:
         body = {"generationConfig": {"thinkingConfig": {"thinkingLevel": "low"}}}
         result = run(body, "gemini", GEMINI_3_PRO, client="openai", suffix="8192")
-        assert gemini_tc(result) == {"thinkingBudget": 8192, "includeThoughts": True}
+        assert gemini_tc(result) == {"thinkingBudget": 8192}
 
     def test_auto_on_hybrid_uses_budget_format(self) -> None:
         result = run({}, "gemini", GEMINI_3_PRO, client="openai", suffix="auto")
-        assert gemini_tc(result) == {"thinkingBudget": -1, "includeThoughts": True}
+        assert gemini_tc(result) == {"thinkingBudget": -1}
 
     def test_budget_user_include_thoughts_kept(self) -> None:
         body = {"generationConfig": {"thinkingConfig": {"thinkingBudget": 4096, "include_thoughts": False}}}
@@ -300,14 +303,14 @@ class TestGeminiApplier:
         body = {"project": "p", "request": {"contents": [], "generationConfig": {"thinkingConfig": {
             "thinkingLevel": "high"}}}}
         result = run(body, "gemini-cli", CLI_3_PRO, client="gemini")
-        assert cli_tc(result) == {"thinkingLevel": "high", "includeThoughts": True}
+        assert cli_tc(result) == {"thinkingLevel": "high"}
         assert result["project"] == "p"
         assert result["request"]["contents"] == []
         assert "generationConfig" not in result
 
     def test_cli_budget_on_hybrid(self) -> None:
         result = run({"request": {}}, "gemini-cli", CLI_3_PRO, client="openai", suffix="2000")
-        assert cli_tc(result) == {"thinkingBudget": 2000, "includeThoughts": True}
+        assert cli_tc(result) == {"thinkingBudget": 2000}
 
     def test_cli_same_family_with_gemini_client(self) -> None:
         body = {"request": {"generationConfig": {"thinkingConfig": {"thinkingBudget": 50000}}}}
@@ -405,7 +408,7 @@ class TestOpenAIAndCodexAppliers:
 def test_explicit_config_object() -> None:
     result = apply_thinking({}, upstream_format="gemini", model="gemini-2.5-pro(99)", model_info=GEMINI_25_PRO,
                             suffix=ThinkingConfig(mode="budget", budget=4000), client_format="openai")
-    assert gemini_tc(result) == {"thinkingBudget": 4000, "includeThoughts": True}
+    assert gemini_tc(result) == {"thinkingBudget": 4000}
 
 
 def test_unchanged_sub_objects_are_shared() -> None:

@@ -20,7 +20,10 @@ Mapping decisions (the lossy ones last):
   `include_thoughts`. A budget without a level also fills `effort` through `budget_to_effort` (0 none, ≤512
   minimal, ≤1024 low, ≤8192 medium, ≤24576 high, more xhigh, -1 no effort); encoding prefers the budget and
   turns an effort into one with EFFORT_TO_BUDGET (none 0, minimal 512, low 1024, medium 8192, high 24576, xhigh
-  32768; budgets work on every thinking Gemini model); `includeThoughts` defaults to budget ≠ 0.
+  32768; budgets work on every thinking Gemini model); `includeThoughts` defaults to budget ≠ 0, except for
+  clients whose effort sets the amount only (Responses: the thoughts are asked for with `reasoning.summary`).
+- Layout details that depend on the client protocol (user-turn grouping, replayed thoughts, system role, empty
+  descriptions): protocols/gemini_layout.
 - `safetySettings` are not canonical: dropped on decode; requests for Gemini get DEFAULT_SAFETY_SETTINGS.
 - Not expressible in Gemini: `ToolChoice.parallel`, `Request.user`, more than 5 stop sequences (the first 5 are
   sent), non-Gemini built-in tools (web search maps to `googleSearch`, others are dropped), provider file ids
@@ -72,6 +75,14 @@ from proxyd.protocols.canonical import (
 from proxyd.protocols.codec import NO_CONTEXT, NO_REQUEST_CONTEXT, AnswerContext, CodecError, RequestContext
 from proxyd.protocols.common import arguments_to_object, object_to_arguments, parse_data_url
 from proxyd.protocols.gemini_answers import TRAFFIC_TYPE, AnswerStyle, style_for, usage_gemini_convention
+from proxyd.protocols.gemini_layout import (
+    DEFAULT_SHAPE,
+    GeminiRequestShape,
+    TaggedParts,
+    merge_user_turns,
+    request_shape_for,
+    user_contents,
+)
 from proxyd.protocols.gemini_schema import clean_schema_for_gemini, openapi_to_json_schema
 from proxyd.protocols.ids import new_id, now
 from proxyd.protocols.sse import SSEEvent, frame
@@ -347,10 +358,12 @@ def usage_to_gemini(usage: Usage) -> dict[str, Any]:
 class _PartEncoder:
     """Canonical assistant parts → Gemini parts, carrying a pending Gemini signature onto the next part."""
 
-    def __init__(self, *, request: bool = False, model_turn: bool = False, foreign_sentinel: bool = False) -> None:
+    def __init__(self, *, request: bool = False, model_turn: bool = False, foreign_sentinel: bool = False,
+                 replay_thoughts: bool = False) -> None:
         self.pending: str | None = None
         self.request = request
-        self.thoughts = not request  # requests omit thought text (only a Gemini signature is carried over)
+        # Requests omit thought text (only a Gemini signature is carried over) unless the client's shape replays it.
+        self.thoughts = not request or replay_thoughts
         self.sentinel = request and model_turn  # replayed unsigned function calls get SENTINEL_SIGNATURE
         self.foreign_sentinel = foreign_sentinel  # a thought signed elsewhere shows the sentinel instead
 
@@ -628,10 +641,11 @@ class GeminiCodec:
     def encode_request(
         self, request: Request, *, model: str, context: RequestContext = NO_REQUEST_CONTEXT
     ) -> dict[str, Any]:
-        body: dict[str, Any] = {"contents": _encode_contents(request.messages)}
+        shape = request_shape_for(context)
+        body: dict[str, Any] = {"contents": _encode_contents(request.messages, shape)}
         system = [{"text": p.text} for p in request.system if p.text]
         if system:
-            body["systemInstruction"] = {"parts": system}
+            body["systemInstruction"] = {"role": "user", "parts": system} if shape.system_role else {"parts": system}
         declarations: list[dict[str, Any]] = []
         builtins: list[dict[str, Any]] = []
         for tool in request.tools:
@@ -640,7 +654,7 @@ class GeminiCodec:
                 if mapped is not None and mapped not in builtins:
                     builtins.append(mapped)
                 continue
-            declarations.append(_encode_declaration(tool))
+            declarations.append(_encode_declaration(tool, empty_description=shape.empty_description))
         tools: list[dict[str, Any]] = []
         if declarations:
             tools.append({"functionDeclarations": declarations})
@@ -649,7 +663,8 @@ class GeminiCodec:
             body["tools"] = tools
         if declarations and request.tool_choice is not None:
             body["toolConfig"] = {"functionCallingConfig": _encode_tool_choice(request.tool_choice)}
-        generation = _encode_generation(request.generation, request.reasoning)
+        generation = _encode_generation(request.generation, request.reasoning,
+                                        effort_shows_thoughts=shape.effort_shows_thoughts)
         if generation:
             body["generationConfig"] = generation
         body["safetySettings"] = [dict(s) for s in DEFAULT_SAFETY_SETTINGS]
@@ -860,33 +875,35 @@ class _RequestDecoder:
 # ============================================================================================ request encoding
 
 
-def _encode_contents(messages: tuple[Message, ...]) -> list[dict[str, Any]]:
+def _encode_contents(messages: tuple[Message, ...], shape: GeminiRequestShape = DEFAULT_SHAPE) -> list[dict[str, Any]]:
     names: dict[str, str] = {}
     contents: list[dict[str, Any]] = []
     for message in messages:
-        encoder = _PartEncoder(request=True, model_turn=message.role == "assistant")
-        responses: list[dict[str, Any]] = []
-        parts: list[dict[str, Any]] = []
+        model_turn = message.role == "assistant"
+        encoder = _PartEncoder(request=True, model_turn=model_turn, replay_thoughts=shape.replay_thoughts)
+        tagged: TaggedParts = []  # (part of a tool result, encoded part), in order
         for part in message.parts:
             if isinstance(part, ToolCallPart):
                 names[part.id] = part.name
             if isinstance(part, ToolResultPart):
-                responses.append(_encode_tool_result(part, names))
-                parts.extend(m for m in (_media_part(c) for c in part.content
-                                         if isinstance(c, ImagePart | FilePart)) if m is not None)
+                tagged.append((True, _encode_tool_result(part, names)))
+                tagged.extend((True, m) for m in (_media_part(c) for c in part.content
+                                                  if isinstance(c, ImagePart | FilePart)) if m is not None)
                 continue
             encoded = encoder.encode(part)
             if encoded is not None:
-                parts.append(encoded)
+                tagged.append((False, encoded))
         if encoder.pending:
-            for encoded in reversed(parts):
+            for _, encoded in reversed(tagged):
                 if "thoughtSignature" not in encoded:
                     encoded["thoughtSignature"] = encoder.pending
                     break
-        all_parts = responses + parts
-        if all_parts:
-            contents.append({"role": "model" if message.role == "assistant" else "user", "parts": all_parts})
-    return contents
+        if model_turn:
+            if tagged:
+                contents.append({"role": "model", "parts": [p for _, p in tagged]})
+            continue
+        contents.extend({"role": "user", "parts": parts} for parts in user_contents(tagged, shape.user_layout))
+    return merge_user_turns(contents) if shape.user_layout == "merge" else contents
 
 
 def _encode_tool_result(part: ToolResultPart, names: Mapping[str, str]) -> dict[str, Any]:
@@ -898,10 +915,10 @@ def _encode_tool_result(part: ToolResultPart, names: Mapping[str, str]) -> dict[
     return {"functionResponse": response}
 
 
-def _encode_declaration(tool: Tool) -> dict[str, Any]:
+def _encode_declaration(tool: Tool, *, empty_description: bool = False) -> dict[str, Any]:
     decl: dict[str, Any] = {"name": tool.name}
-    if tool.description:
-        decl["description"] = tool.description
+    if tool.description or empty_description:
+        decl["description"] = tool.description or ""
     if tool.parameters:
         # Full JSON Schema field (what the reference sends); still cleaned, so old models that map it onto the
         # OpenAPI subset accept it too.
@@ -932,7 +949,8 @@ def _encode_tool_choice(choice: ToolChoice) -> dict[str, Any]:
     return {"mode": "AUTO"}
 
 
-def _encode_generation(gen: Generation, reasoning: Reasoning | None) -> dict[str, Any]:
+def _encode_generation(gen: Generation, reasoning: Reasoning | None, *,
+                       effort_shows_thoughts: bool = True) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in (("maxOutputTokens", gen.max_tokens), ("temperature", gen.temperature),
                        ("topP", gen.top_p), ("topK", gen.top_k), ("seed", gen.seed),
@@ -947,13 +965,13 @@ def _encode_generation(gen: Generation, reasoning: Reasoning | None) -> dict[str
         out["responseMimeType"] = "application/json"
         if fmt.type == "json_schema" and fmt.schema is not None:
             out["responseSchema"] = clean_schema_for_gemini(fmt.schema, object_root=False)
-    thinking = _encode_thinking(reasoning)
+    thinking = _encode_thinking(reasoning, effort_shows_thoughts=effort_shows_thoughts)
     if thinking:
         out["thinkingConfig"] = thinking
     return out
 
 
-def _encode_thinking(reasoning: Reasoning | None) -> dict[str, Any]:
+def _encode_thinking(reasoning: Reasoning | None, *, effort_shows_thoughts: bool = True) -> dict[str, Any]:
     if reasoning is None:
         return {}
     budget = reasoning.budget_tokens
@@ -963,7 +981,7 @@ def _encode_thinking(reasoning: Reasoning | None) -> dict[str, Any]:
     if budget is not None:
         out["thinkingBudget"] = budget
     include = reasoning.include_thoughts
-    if include is None and budget is not None:
+    if include is None and budget is not None and (effort_shows_thoughts or budget == 0):
         include = budget != 0
     if include is not None:
         out["includeThoughts"] = include

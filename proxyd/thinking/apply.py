@@ -84,18 +84,16 @@ def _apply_gemini_like(
             thinking["includeThoughts"] = False
         else:
             thinking["thinkingLevel"] = config.level
-            thinking["includeThoughts"] = True if user_include is None else user_include
+            if user_include is not None:
+                thinking["includeThoughts"] = user_include
         return out
     thinking.pop("thinkingLevel", None)
     budget = -1 if config.mode == "auto" else (config.budget or 0)
     thinking["thinkingBudget"] = budget
     if config.mode == "none":
-        include = False
+        thinking["includeThoughts"] = False
     elif user_include is not None:
-        include = user_include
-    else:
-        include = config.mode == "auto" or budget > 0
-    thinking["includeThoughts"] = include
+        thinking["includeThoughts"] = user_include
     return out
 
 

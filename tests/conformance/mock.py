@@ -90,6 +90,9 @@ def _items(content: str) -> list[tuple[str, int]]:
     """Output items of a content kind: (``think``|``text``|``tool``, tool number)."""
     return {
         "thinking": [("think", 0), ("text", 0)],
+        # The old-era recorder's Gemini mock (FORMAT.md §4.3: the other replies.rs variant) streamed the text of a
+        # thinking answer as one chunk.
+        "thinking_whole_text": [("think", 0), ("whole_text", 0)],
         "tool": [("tool", 1)],
         "tool_call": [("tool", 1)],
         "parallel": [("tool", 1), ("tool", 2)],
@@ -425,7 +428,7 @@ def codex_events(model: str, tool: str, content: str) -> list[bytes]:
 
 def _gemini_usage(content: str) -> dict[str, int]:
     usage = {"promptTokenCount": 11, "candidatesTokenCount": 7, "totalTokenCount": 18}
-    if content == "thinking":
+    if content in ("thinking", "thinking_whole_text"):
         usage |= {"totalTokenCount": 21, "thoughtsTokenCount": 3}
     if content == "cached":
         usage["cachedContentTokenCount"] = 5
@@ -443,8 +446,8 @@ def _gemini_parts(tool: str, content: str, *, stream: bool) -> list[list[dict[st
         if kind == "think":
             pieces = THINK_PIECES if stream else ("Let me think.",)
             chunks.extend([{"text": p, "thought": True}] for p in pieces)
-        elif kind == "text":
-            pieces = ("Hello from ", "mock") if stream else ("Hello from mock",)
+        elif kind in ("text", "whole_text"):
+            pieces = ("Hello from ", "mock") if stream and kind == "text" else ("Hello from mock",)
             chunks.extend([{"text": p}] for p in pieces)
         else:
             chunks.append([{"functionCall": {"name": tool, "args": _args(n)}}])

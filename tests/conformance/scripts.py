@@ -96,7 +96,8 @@ def _route_plan(rest: list[str]) -> Plan:
         alias = {"models": [{"name": "claude-sonnet-4-5-20250929", "alias": "sonnet-alias"}]}
         return Plan(_script(), key_patches={"claude-api-key": [alias, alias]})
     if head == "thinking_suffix":
-        return Plan(_script(always(ok("thinking"))))
+        # route.thinking_suffix.gemini is an old-era golden (0fc77cdc): that mock sent a thinking answer's text whole.
+        return Plan(_script(always(ok("thinking_whole_text" if name == "thinking_suffix.gemini" else "thinking"))))
     if name == "retry.none":
         return Plan(_script(always(error(500))), {"request-retry": 0})
     if name == "retry.rounds":
