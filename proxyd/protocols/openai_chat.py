@@ -66,6 +66,7 @@ from proxyd.protocols.canonical import (
 )
 from proxyd.protocols.codec import NO_CONTEXT, NO_REQUEST_CONTEXT, AnswerContext, CodecError, RequestContext
 from proxyd.protocols.common import parse_data_url, to_data_url
+from proxyd.protocols.gemini_to_chat import chat_call_id, function_response_texts
 from proxyd.protocols.ids import new_id, now
 from proxyd.protocols.sse import SSEEvent, frame
 
@@ -772,6 +773,11 @@ class ChatRequestShape:
     tool_message_name: bool = False  # `tool` messages carry the function's `name`
     stop_list: bool = False  # `stop` is always an array
     send_user: bool = True  # the client's user id becomes `user`
+    tools_only_empty_content: bool = False  # an assistant turn with only tool calls has `content: ""`
+    empty_description: bool = False  # function tools always carry `description` (may be "")
+    # Gemini clients (protocols/gemini_to_chat): tool messages carry the functionResponse JSON (name, text per
+    # response, in order); None = the result text. Minted Gemini call ids get the reference's `call_<hex>` shape.
+    gemini_results: tuple[tuple[str, str], ...] | None = None
 
 
 DEFAULT_REQUEST_SHAPE = ChatRequestShape()
@@ -779,6 +785,8 @@ REQUEST_SHAPES: dict[WireProtocol, ChatRequestShape] = {
     WireProtocol.CLAUDE: ChatRequestShape(system_parts=True, assistant_text_parts=True, tool_message_name=True,
                                           stop_list=True, send_user=False),
     WireProtocol.OPENAI_RESPONSES: ChatRequestShape(user_text_parts=True, tools_only_no_content=True),
+    WireProtocol.GEMINI: ChatRequestShape(system_parts=True, tools_only_empty_content=True, empty_description=True,
+                                          gemini_results=()),
 }
 """Upstream request shape per client protocol; anything else (no context) is DEFAULT_REQUEST_SHAPE."""
 
@@ -789,11 +797,32 @@ def request_shape_for(context: RequestContext) -> ChatRequestShape:
         else DEFAULT_REQUEST_SHAPE
     if shape.user_text_parts and not isinstance((context.client_body or {}).get("input"), list):
         shape = attrs.evolve(shape, user_text_parts=False)  # a string `input` stays a string
+    if shape.gemini_results is not None:
+        shape = attrs.evolve(shape, gemini_results=function_response_texts(context.client_body))
     return shape
+
+
+class _ToolTexts:
+    """The tool message texts of a Gemini client's function responses, taken in order (ChatRequestShape)."""
+
+    def __init__(self, shape: ChatRequestShape) -> None:
+        self.pending = list(shape.gemini_results or ())
+        self.ids = shape.gemini_results is not None
+
+    def call_id(self, call_id: str) -> str:
+        return chat_call_id(call_id) if self.ids else call_id
+
+    def text(self, result: ToolResultPart) -> str | None:
+        """The functionResponse text for `result`, when the next one in order is for the same function."""
+        if not self.pending:
+            return None
+        name, text = self.pending.pop(0)
+        return text if not result.name or name == result.name else None
 
 
 def _encode_messages(request: Request, shape: ChatRequestShape = DEFAULT_REQUEST_SHAPE) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
+    tool_texts = _ToolTexts(shape)
     system = [p for p in request.system if p.text]
     if system:
         items = [{"type": "text", "text": p.text} for p in system]
@@ -808,9 +837,9 @@ def _encode_messages(request: Request, shape: ChatRequestShape = DEFAULT_REQUEST
             elif texts:
                 entry["content"] = [{"type": "text", "text": t} for t in texts]
             else:
-                entry["content"] = None if calls else ""
+                entry["content"] = None if calls and not shape.tools_only_empty_content else ""
             if calls:
-                entry["tool_calls"] = [{"id": c.id, "type": "function",
+                entry["tool_calls"] = [{"id": tool_texts.call_id(c.id), "type": "function",
                                         "function": {"name": c.name, "arguments": c.arguments or "{}"}}
                                        for c in calls]
             if message.name:
@@ -826,6 +855,10 @@ def _encode_messages(request: Request, shape: ChatRequestShape = DEFAULT_REQUEST
         extra: list[dict[str, Any]] = []
         for result in results:
             tool_msg, others = _tool_message(result)
+            tool_msg["tool_call_id"] = tool_texts.call_id(result.tool_call_id)
+            gemini_text = tool_texts.text(result)
+            if gemini_text is not None:
+                tool_msg["content"] = gemini_text
             if shape.tool_message_name and result.name:
                 tool_msg["name"] = result.name
             out.append(tool_msg)
@@ -840,7 +873,7 @@ def _encode_messages(request: Request, shape: ChatRequestShape = DEFAULT_REQUEST
     return out
 
 
-def _encode_tools(request: Request) -> list[dict[str, Any]]:
+def _encode_tools(request: Request, shape: ChatRequestShape = DEFAULT_REQUEST_SHAPE) -> list[dict[str, Any]]:
     tools: list[dict[str, Any]] = []
     for tool in request.tools:
         if tool.builtin is not None:
@@ -848,8 +881,8 @@ def _encode_tools(request: Request) -> list[dict[str, Any]]:
                 tools.append(dict(tool.builtin))
             continue
         fn: dict[str, Any] = {"name": tool.name}
-        if tool.description:
-            fn["description"] = tool.description
+        if tool.description or shape.empty_description:
+            fn["description"] = tool.description or ""
         fn["parameters"] = dict(tool.parameters)
         if tool.strict is not None:
             fn["strict"] = tool.strict
@@ -868,7 +901,7 @@ def encode_chat_request(
 ) -> dict[str, Any]:
     """A canonical Request → a Chat Completions request body (in the client pair's `shape`)."""
     body: dict[str, Any] = {"model": model, "messages": _encode_messages(request, shape)}
-    tools = _encode_tools(request)
+    tools = _encode_tools(request, shape)
     if tools:
         body["tools"] = tools
         if request.tool_choice is not None:

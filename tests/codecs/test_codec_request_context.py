@@ -141,3 +141,45 @@ def test_gemini_to_codex_closed_schemas_and_one_message_per_part() -> None:
     plain = _encode(WireProtocol.GEMINI, WireProtocol.OPENAI_RESPONSES, body, with_context=False)
     assert len(plain["input"]) == 2
     assert plain["tools"][1]["parameters"] == {"type": "object", "properties": {}}
+
+
+GEMINI_HISTORY = {
+    "systemInstruction": {"parts": [{"text": "be terse"}]},
+    "contents": [
+        {"role": "user", "parts": [{"text": "Weather in Paris?"}]},
+        {"role": "model", "parts": [{"text": "thinking", "thought": True},
+                                    {"functionCall": {"name": "get_weather", "args": {"city": "Paris"}}}]},
+        {"role": "user", "parts": [{"functionResponse": {"name": "get_weather", "response": {"result": "18C"}}}]},
+        {"role": "model", "parts": [{"functionCall": {"id": "own-id", "name": "get_time", "args": {}}}]},
+        {"role": "user", "parts": [{"functionResponse": {"id": "own-id", "name": "get_time",
+                                                         "response": {"content": "noon"}}}]},
+        {"role": "user", "parts": [{"text": "And Rome?"}]},
+    ],
+    "tools": [{"functionDeclarations": [{"name": "get_weather", "parameters": {"type": "object"}}]}],
+}
+
+
+def test_gemini_to_chat_pair_shapes() -> None:
+    body = _encode(WireProtocol.GEMINI, WireProtocol.OPENAI_CHAT, GEMINI_HISTORY, with_context=True)
+    system, user, call, tool, call2, tool2, rome = body["messages"]
+    assert user == {"role": "user", "content": "Weather in Paris?"}
+    assert system["content"] == [{"type": "text", "text": "be terse"}]
+    assert call["content"] == "" and call2["content"] == ""
+    minted = call["tool_calls"][0]["id"]
+    assert minted.startswith("call_") and len(minted) == 29 and minted[5:].isalnum()
+    # The result as the functionResponse's JSON (its `content` field alone when it has one), paired by id.
+    assert tool == {"role": "tool", "tool_call_id": minted, "content": '{"result":"18C"}'}
+    assert call2["tool_calls"][0]["id"] == "own-id"
+    assert tool2 == {"role": "tool", "tool_call_id": "own-id", "content": "noon"}
+    assert rome == {"role": "user", "content": "And Rome?"}  # no empty user message after the tool results
+    assert body["tools"][0]["function"]["description"] == ""
+    again = _encode(WireProtocol.GEMINI, WireProtocol.OPENAI_CHAT, GEMINI_HISTORY, with_context=True)
+    assert again["messages"][2]["tool_calls"][0]["id"] == minted  # deterministic: prompt caches hold
+
+
+def test_gemini_to_chat_without_context_is_unchanged() -> None:
+    body = _encode(WireProtocol.GEMINI, WireProtocol.OPENAI_CHAT, GEMINI_HISTORY, with_context=False)
+    call, tool = body["messages"][2:4]
+    assert call["content"] is None and call["tool_calls"][0]["id"] == "call_gemini_0000000000000001"
+    assert tool["content"] == "18C"
+    assert "description" not in body["tools"][0]["function"]
