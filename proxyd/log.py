@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
+import contextvars
 import logging
 import os
 import sys
@@ -197,6 +198,62 @@ def _emit(_logger: Any, method_name: str, event: dict[str, Any]) -> Any:
         except (OSError, ValueError):  # closed or broken stdout: nothing sensible to do
             pass
     raise structlog.DropEvent
+
+
+_SECOND: list[Any] = [-1, ""]  # the last whole UTC second stamped, and its ISO text
+
+
+def utc_timestamp(now_ns: int | None = None) -> str:
+    """What structlog's `TimeStamper(fmt="iso", utc=True)` writes (`2026-12-02T01:17:03.123456Z`; no fraction
+    on a whole second), at a fraction of its cost: the date part is formatted once per second."""
+    ns = time.time_ns() if now_ns is None else now_ns
+    second, micro = divmod(ns // 1000, 1_000_000)
+    if second != _SECOND[0]:
+        _SECOND[1] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        _SECOND[0] = second
+    return f"{_SECOND[1]}.{micro:06d}Z" if micro else f"{_SECOND[1]}Z"
+
+
+_ACCESS = structlog.get_logger("proxyd.access")
+_CONTEXT_PREFIX = "structlog_"
+
+
+def line_enabled(level: int = logging.INFO) -> bool:
+    """Whether a line at `level` would be written (cheaper than building its fields first)."""
+    return _STATE.level <= level
+
+
+def emit_line(method_name: str, name: str, event: dict[str, Any], filename: str, lineno: int) -> None:
+    """Write one hot, fixed-shape line (the access line) without the structlog chain, with the same output.
+
+    `event` holds the caller's fields (it is completed in place, `name` becoming its `event`); no field may be
+    a secret (nothing is scrubbed) and nothing needs exception formatting. The bound context variables
+    (`request_id`), `level` and `timestamp` are added as the chain's processors add them, then the event sinks
+    and the stream get it as :func:`_emit` hands them over. The caller checks :func:`line_enabled` first.
+    """
+    processors = structlog.get_config()["processors"]
+    if not processors or processors[-1] is not _emit:  # structlog reconfigured (tests' capture_logs)
+        _ACCESS.info(name, **event)
+        return
+    event["event"] = name
+    for var, value in contextvars.copy_context().items():
+        key = var.name
+        if key.startswith(_CONTEXT_PREFIX) and value is not Ellipsis:
+            event.setdefault(key[10:], value)
+    event["level"] = method_name
+    event["timestamp"] = utc_timestamp()
+    if _STATE.sinks:
+        created = time.time()
+        for sink in _STATE.sinks:
+            with contextlib.suppress(Exception):  # a broken sink must not break logging
+                sink(created, method_name, event, filename, lineno)
+    stream = _STATE.stream
+    if stream is not None:
+        try:
+            stream.write(_STATE.renderer(None, method_name, event) + "\n")
+            _schedule_flush()
+        except (OSError, ValueError):
+            pass
 
 
 def _schedule_flush() -> None:

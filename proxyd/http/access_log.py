@@ -5,12 +5,12 @@ Written by the edge middleware (proxyd/http/edge.py) when the request is over.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
-import structlog
 from aiohttp import web
 
-log = structlog.get_logger("proxyd.access")
+from proxyd.log import emit_line, line_enabled
 
 # What the proxy pipeline learnt about a request (model, provider, credential id), for its access line: journald
 # then files them as fields of their own (`journalctl -u proxyd MODEL=… CREDENTIAL=…`).
@@ -18,9 +18,15 @@ FIELDS: Any = web.RequestKey("proxyd.access.fields", dict) if hasattr(web, "Requ
 
 
 def write(request: web.Request, status: int, seconds: float) -> None:
-    try:
-        extra: dict[str, Any] = request[FIELDS]
-    except KeyError:
-        extra = {}
-    log.info("request", method=request.method, path=request.path, status=status,
-             latency_ms=round(seconds * 1000, 2), peer=request.remote, **extra)
+    if not line_enabled():
+        return
+    event: dict[str, Any] = {"method": request.method, "path": request.path, "status": status,
+                             "latency_ms": round(seconds * 1000, 2), "peer": request.remote}
+    with contextlib.suppress(KeyError):
+        event.update(request[FIELDS])
+    emit_line("info", "request", event, _FILE, _LINE)
+
+
+# Where the access line comes from, for the log ring and main.log (the structlog chain would walk the stack).
+_FILE = "access_log.py"
+_LINE = write.__code__.co_firstlineno

@@ -40,10 +40,9 @@ async def stamp(request: web.Request, response: web.StreamResponse) -> None:
         hook = request.app.get(_CORS_HOOK)
         if hook is not None:
             await hook(request, response)
-    headers = response.headers
+    setdefault = response.headers.setdefault
     for name, value in CORS_HEADERS.items():
-        if name not in headers:
-            headers[name] = value
+        setdefault(name, value)
 
 
 def _take_cors_hook(app: web.Application) -> None:

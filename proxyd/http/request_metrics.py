@@ -31,7 +31,11 @@ def route_label(request: web.Request) -> str:
 
 def finish(request: web.Request, status: int, seconds: float) -> None:
     """Count and time a finished request (the edge middleware calls this once per request)."""
-    if request.get(_STREAMING):
+    try:
+        streaming = request[_STREAMING]
+    except KeyError:  # most requests (Mapping.get would raise and catch the same KeyError, more slowly)
+        streaming = False
+    if streaming:
         request[_STREAMING] = False
         metrics.stream_finished()
     metrics.record_request(route_label(request), status, seconds)
@@ -39,6 +43,8 @@ def finish(request: web.Request, status: int, seconds: float) -> None:
 
 def on_prepare(request: web.Request, response: web.StreamResponse) -> None:
     """A response counts as a stream from the moment it is prepared as SSE or a WebSocket."""
+    if type(response) is web.Response:  # a whole body: never a stream
+        return
     streaming = isinstance(response, web.WebSocketResponse) or response.content_type == "text/event-stream"
     if streaming and not request.get(_STREAMING):
         request[_STREAMING] = True
