@@ -44,6 +44,7 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 # LLM calls range from milliseconds (errors, counts) to many minutes (long streams).
 DURATION_BUCKETS: tuple[float, ...] = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
 TOKEN_DIRECTIONS = ("input", "output", "reasoning", "cached")
+_INPUT, _OUTPUT, _REASONING, _CACHED = ((d,) for d in TOKEN_DIRECTIONS)  # the label tuples of `tokens`
 
 Labels = tuple[str, ...]
 
@@ -175,10 +176,12 @@ def observe_request(record: Any) -> None:
 
     ``reasoning`` and ``cached`` are subsets of ``output`` and ``input``, kept as their own directions.
     """
-    for direction in TOKEN_DIRECTIONS:
-        count = getattr(record, f"{direction}_tokens", 0)
-        if isinstance(count, int):
-            METRICS.record_tokens(direction, count)
+    tokens = METRICS.tokens
+    for key, count in ((_INPUT, getattr(record, "input_tokens", 0)), (_OUTPUT, getattr(record, "output_tokens", 0)),
+                       (_REASONING, getattr(record, "reasoning_tokens", 0)),
+                       (_CACHED, getattr(record, "cached_tokens", 0))):
+        if type(count) is int and count > 0:
+            tokens[key] += count
 
 
 def stream_started() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import fcntl
 import json
 import logging
@@ -181,18 +182,25 @@ async def run_scenario(
     (work / "auth").mkdir(parents=True, exist_ok=True)
     observed: dict[str, Any] = {"steps": [], "upstream": []}
     mock.reset(plan.script)
-    server_port = server_port or free_port()
+    chosen_port = server_port
     config_path = work / "config.yaml"
-    config_path.write_text(
-        render_config(baseline_text, plan, mock_port=mock.port, server_port=server_port, work=work),
-        encoding="utf-8",
-    )
-    try:
-        app = create_app(config_path, watch=False)
-    except Exception as exc:  # the config was refused: report it as the first difference
-        return Outcome(sid, "fail", f"/config: proxyd refused the scenario config: {exc}".replace("\n", " "))
-    server = TestServer(app, host="127.0.0.1", port=server_port)
-    await server.start_server()
+    for tries_left in range(4, -1, -1):
+        server_port = chosen_port or free_port()
+        config_path.write_text(
+            render_config(baseline_text, plan, mock_port=mock.port, server_port=server_port, work=work),
+            encoding="utf-8",
+        )
+        try:
+            app = create_app(config_path, watch=False)
+        except Exception as exc:  # the config was refused: report it as the first difference
+            return Outcome(sid, "fail", f"/config: proxyd refused the scenario config: {exc}".replace("\n", " "))
+        server = TestServer(app, host="127.0.0.1", port=server_port)
+        try:
+            await server.start_server()
+            break
+        except OSError as exc:  # the free port was taken meanwhile (other test runs share the machine)
+            if chosen_port or exc.errno != errno.EADDRINUSE or not tries_left:
+                raise
     base = f"http://127.0.0.1:{server_port}"
     logs_dir: Path | None = None
     try:
