@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import collections
 from collections.abc import AsyncIterator
-
-import attrs
+from typing import NamedTuple
 
 DEFAULT_MAX_EVENT_BYTES = 16 * 1024 * 1024
 
@@ -14,9 +13,11 @@ class SSEError(Exception):
     """The upstream stream is not valid SSE (an event larger than the limit)."""
 
 
-@attrs.frozen
-class SSEEvent:
-    """One dispatched event: its `event:` name (None when absent) and its joined `data:` lines."""
+class SSEEvent(NamedTuple):
+    """One dispatched event: its `event:` name (None when absent) and its joined `data:` lines.
+
+    A named tuple: immutable like a frozen attrs class, at a third of the construction cost (one per event).
+    """
 
     data: bytes
     event: str | None = None
@@ -45,6 +46,34 @@ class SSEParser:
             self._buffer.clear()
         else:
             data = chunk
+        if not self._data and self._event is None and b"\r" not in data:
+            return self._blocks(data)
+        return self._lines(data)
+
+    def _blocks(self, data: bytes) -> list[SSEEvent]:
+        """Between events with only LF endings: one split per blank line, and a block that is one `data: `
+        line becomes its event without the per-line steps (the common shape of every provider's streams)."""
+        blocks = data.split(b"\n\n")
+        tail = blocks.pop()  # after the last blank line: the start of the next event (b"" when none)
+        events: list[SSEEvent] = []
+        for block in blocks:
+            if block[:6] == b"data: " and b"\n" not in block:
+                if len(block) - 6 > self._max:
+                    raise SSEError(f"SSE event larger than {self._max} bytes")
+                events.append(SSEEvent(block[6:], None, self._id))
+                continue
+            for line in block.split(b"\n"):  # anything else, line by line; the blank line ends it
+                event = self._line(line)
+                if event is not None:
+                    events.append(event)
+            event = self._line(b"")
+            if event is not None:
+                events.append(event)
+        if tail:
+            events.extend(self._lines(tail))
+        return events
+
+    def _lines(self, data: bytes) -> list[SSEEvent]:
         # One split per chunk: no per-line copy out of (and memmove inside) the buffer.
         lines = data.split(b"\n")
         tail = lines.pop()  # the incomplete last line (b"" when the chunk ended with a newline)
