@@ -26,6 +26,7 @@ from urllib.parse import parse_qsl, quote, urlsplit, urlunsplit
 
 import attrs
 import structlog
+from multidict import CIMultiDictProxy
 
 from proxyd import __version__
 from proxyd.config.model import Config
@@ -190,7 +191,7 @@ class _Upstream:
     url: Any
     method: str
     credential: Any  # described (key shortened) when rendered
-    headers: list[tuple[str, str]]  # raw: masked when rendered
+    headers: Mapping[str, str] | list[tuple[str, str]]  # raw: masked when rendered
     body: _Body
 
 
@@ -198,7 +199,7 @@ class _Upstream:
 class _UpstreamAnswer:
     timestamp: float
     status: int
-    headers: list[tuple[str, str]]  # raw: masked when rendered
+    headers: Mapping[str, str] | list[tuple[str, str]]  # raw: masked when rendered
     body: _Body | None
 
 
@@ -253,6 +254,14 @@ def file_name(path: str, started: float, request_id: str, *, error: bool) -> str
     return f"{'error-' if error else ''}{stem}-{stamp}-{rid}.log"
 
 
+def _kept(headers: Mapping[str, str] | Iterable[tuple[str, str]]) -> Mapping[str, str] | list[tuple[str, str]]:
+    """Headers as a capture keeps them: an immutable multidict view as is (most captures are never written,
+    so nothing is copied for them), anything else copied now (its owner may change it later)."""
+    if isinstance(headers, CIMultiDictProxy):
+        return headers
+    return list(headers.items() if isinstance(headers, Mapping) else headers)
+
+
 class RequestLogCapture:
     """What one request did, collected at the pipeline's capture points (every method is cheap and safe)."""
 
@@ -263,7 +272,7 @@ class RequestLogCapture:
         self.started = time.time()
         self.method = "POST"
         self._url = "/"
-        self._headers: list[tuple[str, str]] = []
+        self._headers: Mapping[str, str] | list[tuple[str, str]] = []
         self.body = _Body(settings.max_body_bytes)
         self.upstream_requests: list[_Upstream] = []
         self.upstream_answers: list[_UpstreamAnswer] = []
@@ -283,8 +292,9 @@ class RequestLogCapture:
         """The client's request: method, path with query, headers, and the body if already read."""
         self.method = method
         self._url = url
-        self._headers = list(headers.items() if isinstance(headers, Mapping) else headers)
-        self.body = _Body(self.settings.max_body_bytes)
+        self._headers = _kept(headers)
+        if self.body.total:
+            self.body = _Body(self.settings.max_body_bytes)
         self.body.add(body)
 
     # Masking and URL parsing happen when a file is written, not on every request (most write none).
@@ -306,7 +316,8 @@ class RequestLogCapture:
 
     def request_body(self, body: bytes | None) -> None:
         """The client's body, once the pipeline has read it (replaces any earlier one)."""
-        self.body = _Body(self.settings.max_body_bytes)
+        if self.body.total:
+            self.body = _Body(self.settings.max_body_bytes)
         self.body.add(body)
 
     def upstream_request(self, method: str, url: str, headers: Mapping[str, str], body: bytes | None,
@@ -314,13 +325,12 @@ class RequestLogCapture:
         """One upstream attempt, as sent (call once per attempt, before sending)."""
         captured = _Body(self.settings.max_body_bytes)
         captured.add(body)
-        self.upstream_requests.append(_Upstream(time.time(), url, method, credential, list(headers.items()),
-                                                captured))
+        self.upstream_requests.append(_Upstream(time.time(), url, method, credential, _kept(headers), captured))
 
     def upstream_response(self, status: int, headers: Mapping[str, str]) -> None:
         """The upstream's answer status and headers; its body follows through :meth:`upstream_body`."""
         keep_body = self.full or status >= 400
-        self.upstream_answers.append(_UpstreamAnswer(time.time(), status, list(headers.items()),
+        self.upstream_answers.append(_UpstreamAnswer(time.time(), status, _kept(headers),
                                                      _Body(self.settings.max_body_bytes) if keep_body else None))
 
     def upstream_body(self, data: bytes | str | None) -> None:
