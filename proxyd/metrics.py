@@ -16,11 +16,10 @@ from __future__ import annotations
 
 import asyncio
 import bisect
-import contextlib
 import math
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from proxyd import __version__
@@ -194,17 +193,29 @@ def stream_finished() -> None:
     METRICS.inflight_streams = max(0, METRICS.inflight_streams - 1)
 
 
-@contextlib.contextmanager
-def upstream_timer(provider: str) -> Iterator[None]:
+class _UpstreamTimer:
+    """The context manager :func:`upstream_timer` returns (a class: cheaper per attempt than a generator)."""
+
+    __slots__ = ("provider", "started")
+
+    def __init__(self, provider: str) -> None:
+        self.provider = provider
+        self.started = 0.0
+
+    def __enter__(self) -> None:
+        self.started = time.monotonic()
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, _tb: Any) -> None:
+        if kind is None:
+            status = 200
+        elif isinstance(exc, asyncio.CancelledError) or not isinstance(exc, Exception):
+            return
+        else:
+            status = getattr(exc, "status", 0)
+        record_upstream(self.provider, status if isinstance(status, int) else 0, time.monotonic() - self.started)
+
+
+def upstream_timer(provider: str) -> _UpstreamTimer:
     """Time one upstream attempt: success counts as 200, an exception's ``status`` attribute (0 when it has none)
     as a failure; a cancelled attempt is not recorded."""
-    started = time.monotonic()
-    try:
-        yield
-    except asyncio.CancelledError:
-        raise
-    except Exception as exc:
-        status = getattr(exc, "status", 0)
-        record_upstream(provider, status if isinstance(status, int) else 0, time.monotonic() - started)
-        raise
-    record_upstream(provider, 200, time.monotonic() - started)
+    return _UpstreamTimer(provider)
