@@ -372,9 +372,11 @@ class Suite:
             t1 = await until_served(detector, f"reload-probe-{i}")
             await asyncio.sleep(0.05)
             during = [lat for t, lat in samples[before:] if t <= t1]
-            reloads.append({"reload_ms": (t1 - t0) * 1000, "max_latency_ms": max(during, default=0) * 1000,
-                            "probe_requests": len(during)})
             await asyncio.sleep(0.6)  # let the watcher settle between reloads
+            # The same probe while nothing reloads (the last 0.3 s of the pause): the machine's own noise.
+            quiet = [lat for t, lat in samples[before:] if t >= time.perf_counter() - 0.3]
+            reloads.append({"reload_ms": (t1 - t0) * 1000, "max_latency_ms": max(during, default=0) * 1000,
+                            "probe_requests": len(during), "quiet_max_latency_ms": max(quiet, default=0) * 1000})
         stop.set()
         await task
         baseline = [lat for _, lat in samples[:50]]
@@ -481,8 +483,9 @@ def extra_checks(result: dict[str, Any]) -> list[tuple[str, str, str, bool]]:
     if rel:
         out.append(("reload 1,000 creds/500 aliases", f"{rel['reload_ms']:.0f} ms", "200 ms",
                     rel["reload_ms"] <= LIMITS["reload_ms"]))
-        out.append(("latency during reload", f"max {rel['max_latency_ms']:.1f} ms", "50 ms",
-                    rel["max_latency_ms"] <= LIMITS["reload_spike_ms"]))
+        quiet = max((r.get("quiet_max_latency_ms", 0.0) for r in rel["reloads"]), default=0.0)
+        out.append(("latency during reload", f"max {rel['max_latency_ms']:.1f} ms (between reloads {quiet:.1f})",
+                    "50 ms", rel["max_latency_ms"] <= LIMITS["reload_spike_ms"]))
     return out
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import errno
+import gc
 import ipaddress
 import os
 import signal
@@ -253,6 +254,11 @@ async def serve(store: ConfigStore, sockets: Sequence[socket.socket] | None = No
             task.add_done_callback(reloads.discard)
 
         loop.add_signal_handler(signal.SIGHUP, on_hup)
+        # Everything built so far (modules, routes, the first config) lives as long as the process: moved out of
+        # the collector's generations, a full collection (one per reload of a big config) walks only what came
+        # later instead of pausing the loop for 100+ ms.
+        gc.collect()
+        gc.freeze()
         # Signals are handled from here on: only now may systemd send them.
         notifier.ready(serving)
         interval = notifier.start_watchdog()

@@ -17,6 +17,7 @@ import attrs
 import bcrypt
 import structlog
 
+from proxyd.childcall import ChildCallError, call_in_child
 from proxyd.config.document import ConfigDocument
 from proxyd.config.load import LoadResult, Problem, load_config, parse_config_bytes, parse_config_text
 from proxyd.config.model import Config, attr_to_yaml_key, config_yaml_keys
@@ -183,8 +184,8 @@ def hash_plaintext_secret(path: Path, result: LoadResult) -> LoadResult:
 
 @contextlib.asynccontextmanager
 async def _short_gil_slices() -> AsyncIterator[None]:
-    """While a reload's worker threads parse and index, hand the GIL back to the event loop every 0.5 ms
-    (Python's default is 5 ms) so requests in flight barely notice the reload."""
+    """While a worker thread parses a reloaded file (a small one, or when the child parse failed), hand the GIL
+    back to the event loop every 0.5 ms (Python's default is 5 ms) so requests in flight barely notice it."""
     previous = sys.getswitchinterval()
     sys.setswitchinterval(min(previous, 0.0005))
     try:
@@ -196,6 +197,44 @@ async def _short_gil_slices() -> AsyncIterator[None]:
 def _diff(old: Config, new: Config) -> tuple[frozenset[str], tuple[str, ...]]:
     changed = diff_configs(old, new)
     return changed, summarize_changes(old, new, changed)
+
+
+# Files smaller than this parse in a few milliseconds: a worker thread is cheaper than a fork for them.
+CHILD_PARSE_MIN_BYTES = 16 * 1024
+
+
+@attrs.frozen
+class _Parsed:
+    """A reload's parse outcome and, when it is valid, its difference to the snapshot in effect."""
+
+    result: LoadResult
+    diff: tuple[frozenset[str], tuple[str, ...]] | None
+
+
+def _parse_and_diff(data: bytes, path: str, old: Config, portable: bool = False) -> _Parsed:
+    """Parse, validate and diff against `old` (pure: runs in a forked child or a worker thread).
+
+    `portable` drops the round-trip document of a file with warnings (it does not pickle cheaply); the
+    result keeps the text and parses the document again on first use, as the fast path's results do.
+    """
+    result = parse_config_bytes(data, path)
+    if result.config is None or not result.ok:
+        return _Parsed(attrs.evolve(result, document=None) if portable else result, None)
+    if portable and result.text is None:
+        result = LoadResult(result.config, None, result.problems, result.sha256, text=data.decode("utf-8-sig"))
+    return _Parsed(result, _diff(old, result.config))
+
+
+async def _parse_off_loop(data: bytes, path: str, old: Config) -> _Parsed:
+    """Parse a reloaded file away from the event loop: a big one in a forked child (the loop's thread keeps
+    the GIL to itself), else, or when the child gives no answer, in a worker thread with short GIL slices."""
+    if len(data) >= CHILD_PARSE_MIN_BYTES:
+        try:
+            return await call_in_child(_parse_and_diff, data, path, old, True)
+        except ChildCallError as exc:
+            log.warning("config parsed in-process: the child parse failed", path=path, error=str(exc))
+    async with _short_gil_slices():
+        return await asyncio.to_thread(_parse_and_diff, data, path, old)
 
 
 def _subscriber_name(fn: Callable[..., Any]) -> str:
@@ -285,7 +324,7 @@ class ConfigStore:
 
     async def reload(self, reason: str = "watch") -> bool:
         """Re-read the file; True when a new snapshot was swapped in."""
-        async with self._lock, _short_gil_slices():
+        async with self._lock:
             return await self._reload_locked(reason)
 
     async def _reload_locked(self, reason: str) -> bool:
@@ -302,21 +341,27 @@ class ConfigStore:
         if hashlib.sha256(data).hexdigest() == self._result.sha256:
             log.debug("config file content unchanged (hash match), skipping reload", path=path, reason=reason)
             return False
-        # Parsing a large file takes a while (ruamel round-trip): off the event loop, so requests keep flowing.
-        result = await asyncio.to_thread(parse_config_bytes, data, path)
-        return await self._apply(result, reason)
+        parsed = await _parse_off_loop(data, path, self.current)
+        return await self._apply(parsed.result, reason, parsed.diff)
 
-    async def _apply(self, result: LoadResult, reason: str) -> bool:
+    async def _apply(self, result: LoadResult, reason: str,
+                     diff: tuple[frozenset[str], tuple[str, ...]] | None = None) -> bool:
+        """Swap `result` in; `diff` is its difference to the current snapshot when already worked out."""
         path = str(self._path)
         if not result.ok or result.config is None:
             log.error("config reload failed", path=path, reason=reason,
                       problems=[str(p) for p in result.problems if p.severity == "error"])
             return False
         if self._hash_secret:
-            result = await asyncio.to_thread(hash_plaintext_secret, self._path, result)
+            hashed = await asyncio.to_thread(hash_plaintext_secret, self._path, result)
+            if hashed is not result:
+                result, diff = hashed, None
         old = self.current
         new = result.config
-        changed, summary = await asyncio.to_thread(_diff, old, new)  # big credential lists: off the loop
+        assert new is not None
+        if diff is None:
+            diff = await asyncio.to_thread(_diff, old, new)  # big credential lists: off the loop
+        changed, summary = diff
         self._result = result  # the swap: one reference assignment
         for problem in result.warnings:
             log.warning("config warning", path=path, problem=str(problem), line=problem.line)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, Protocol
 
 from proxyd.config import Config, ModelAlias
@@ -79,8 +79,7 @@ def _mappings(configured: Sequence[ModelAlias], default_section: str, excluded: 
 def _api_key_credentials(entries: Sequence[_KeyEntry], *, family: str, kind: str, provider: str,
                          protocol: WireProtocol, section: str, owned_by: str, default_base: str,
                          id_parts: str, config: Config, seen: Counter[str],
-                         extra: Mapping[str, Any] | None = None) -> list[Credential]:
-    out: list[Credential] = []
+                         extra: Mapping[str, Any] | None = None) -> Iterator[Credential]:
     for index, entry in enumerate(entries):
         base = (entry.base_url or default_base).rstrip("/")
         proxy = entry.proxy_url or config.proxy_url
@@ -88,7 +87,7 @@ def _api_key_credentials(entries: Sequence[_KeyEntry], *, family: str, kind: str
             parts = [entry.api_key, entry.base_url, entry.proxy_url]
         else:  # the reference's current form: key, base, proxy, prefix, sorted headers (matches its recordings)
             parts = [entry.api_key, entry.base_url, entry.proxy_url, entry.prefix, _sorted_headers(entry.headers)]
-        out.append(Credential(
+        yield Credential(
             id=_unique(seen, credential_id(f"{provider}:apikey", *parts)),
             kind=kind,
             provider=provider,
@@ -103,13 +102,11 @@ def _api_key_credentials(entries: Sequence[_KeyEntry], *, family: str, kind: str
             owned_by=owned_by,
             source=f"config:{family}[{index}]",
             options=dict(extra or {}),
-        ))
-    return out
+        )
 
 
-def openai_compat_credentials(config: Config, seen: Counter[str]) -> list[Credential]:
+def openai_compat_credentials(config: Config, seen: Counter[str]) -> Iterator[Credential]:
     """One credential per `api-key-entries` element of each `openai-compatibility` provider (or one keyless)."""
-    out: list[Credential] = []
     for index, entry in enumerate(config.openai_compatibility):
         provider = (entry.name or "openai-compatibility").strip().lower()
         kind = f"openai-compatibility:{provider}"
@@ -123,48 +120,49 @@ def openai_compat_credentials(config: Config, seen: Counter[str]) -> list[Creden
             api_key = key_entry.api_key if key_entry is not None else ""
             proxy_url = (key_entry.proxy_url if key_entry is not None else "") or config.proxy_url
             parts = (api_key, entry.base_url, proxy_url) if key_entry is not None else (entry.base_url,)
-            out.append(
-                Credential(
-                    id=_unique(seen, credential_id(kind, *parts)),
-                    kind="openai-compatibility",
-                    provider=provider,
-                    protocol=WireProtocol.OPENAI_CHAT,
-                    base_url=entry.base_url.rstrip("/"),
-                    api_key=api_key,
-                    proxy_url=proxy_url,
-                    headers=dict(entry.headers),
-                    prefix=entry.prefix,
-                    priority=entry.priority,
-                    models=models,
-                    owned_by=entry.name or provider,
-                    source=f"config:openai-compatibility[{index}]",
-                )
+            yield Credential(
+                id=_unique(seen, credential_id(kind, *parts)),
+                kind="openai-compatibility",
+                provider=provider,
+                protocol=WireProtocol.OPENAI_CHAT,
+                base_url=entry.base_url.rstrip("/"),
+                api_key=api_key,
+                proxy_url=proxy_url,
+                headers=dict(entry.headers),
+                prefix=entry.prefix,
+                priority=entry.priority,
+                models=models,
+                owned_by=entry.name or provider,
+                source=f"config:openai-compatibility[{index}]",
             )
-    return out
 
 
-def credentials_from_config(config: Config) -> list[Credential]:
-    """Every credential the config defines, in config order, with the reference's stable ids."""
+def iter_credentials(config: Config) -> Iterator[Credential]:
+    """Every credential the config defines, in config order, with the reference's stable ids (one at a time:
+    a reload builds thousands in slices between requests)."""
     seen: Counter[str] = Counter()
-    creds: list[Credential] = []
-    creds += _api_key_credentials(
+    yield from _api_key_credentials(
         config.gemini_api_key, family="gemini", kind="gemini", provider="gemini", protocol=WireProtocol.GEMINI,
         section="gemini", owned_by="google", default_base="https://generativelanguage.googleapis.com",
         id_parts="key-base", config=config, seen=seen)
-    creds += _api_key_credentials(
+    yield from _api_key_credentials(
         config.vertex_api_key, family="vertex", kind="vertex", provider="vertex", protocol=WireProtocol.GEMINI,
         section="vertex", owned_by="google", default_base="https://aiplatform.googleapis.com",
         id_parts="key-base-proxy", config=config, seen=seen)
     for index, entry in enumerate(config.claude_api_key):
-        creds += _api_key_credentials(
+        yield from _api_key_credentials(
             [entry], family="claude", kind="claude", provider="claude", protocol=WireProtocol.CLAUDE,
             section="claude", owned_by="anthropic", default_base="https://api.anthropic.com",
             id_parts="key-base", config=config, seen=seen,
             extra={"cloak": entry.cloak, "index": index})
     for entry in config.codex_api_key:
-        creds += _api_key_credentials(
+        yield from _api_key_credentials(
             [entry], family="codex", kind="codex", provider="codex", protocol=WireProtocol.OPENAI_RESPONSES,
             section="codex-pro", owned_by="openai", default_base="", id_parts="key-base", config=config,
             seen=seen, extra={"websockets": entry.websockets})
-    creds += openai_compat_credentials(config, seen)
-    return creds
+    yield from openai_compat_credentials(config, seen)
+
+
+def credentials_from_config(config: Config) -> list[Credential]:
+    """Every credential the config defines, in config order, with the reference's stable ids."""
+    return list(iter_credentials(config))
