@@ -352,8 +352,9 @@ class ConfigStore:
             log.error("config reload failed", path=path, reason=reason,
                       problems=[str(p) for p in result.problems if p.severity == "error"])
             return False
-        if self._hash_secret:
-            hashed = await asyncio.to_thread(hash_plaintext_secret, self._path, result)
+        secret = result.config.remote_management.secret_key
+        if self._hash_secret and secret and not secret.startswith(BCRYPT_PREFIXES):
+            hashed = await asyncio.to_thread(hash_plaintext_secret, self._path, result)  # bcrypt: ~50 ms
             if hashed is not result:
                 result, diff = hashed, None
         old = self.current
@@ -418,8 +419,10 @@ class ConfigStore:
             return None
         return (st.st_ino, st.st_dev, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
-    async def watch(self, poll_interval: float = 0.25, debounce: float = 0.15) -> None:
-        """Poll the file and reload once a change has settled for ``debounce`` seconds.
+    async def watch(self, poll_interval: float = 0.05, debounce: float = 0.15) -> None:
+        """Poll the file and reload once a change has settled for ``debounce`` seconds (the reference's 150 ms).
+
+        A stat every 50 ms costs next to nothing and keeps an edit's latency close to the debounce itself.
 
         Runs until cancelled. Atomic renames are seen (inode is part of the fingerprint); a file
         that disappears is logged once and waited for.
