@@ -35,13 +35,13 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import json
 import re
 from collections.abc import Mapping
 from typing import Any
 
 import attrs
 
+from proxyd.protocols import jsonfast
 from proxyd.protocols.base import WireProtocol
 from proxyd.protocols.canonical import (
     FilePart,
@@ -146,7 +146,7 @@ _RESPONSE_FORMAT_SCHEMA = ("Respond with a single valid JSON value that conforms
 
 
 def _dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return jsonfast.dumps(value)
 
 
 def wants_stream(body: Mapping[str, Any]) -> bool:
@@ -948,6 +948,12 @@ class _Segment:
     closed: bool = False
 
 
+_BLOCK_DELTA_HEAD = b'event: content_block_delta\ndata: {"type":"content_block_delta","index":'
+_JSON_DELTA_HEAD = b',"delta":{"type":"input_json_delta","partial_json":'
+_DELTA_HEADS = {"text": b',"delta":{"type":"text_delta","text":',
+                "thinking": b',"delta":{"type":"thinking_delta","thinking":'}
+
+
 class ClaudeStreamEncoder:
     """Canonical stream events → Anthropic Messages SSE (message_start, ping, sequential blocks, message_delta,
     message_stop). Blocks never overlap: content arriving behind an unfinished tool call is buffered and
@@ -1020,13 +1026,9 @@ class ClaudeStreamEncoder:
             self._signature(segment, out)
 
     def _delta(self, segment: _Segment, text: str, out: list[bytes]) -> None:
-        if segment.kind == "text":
-            delta = {"type": "text_delta", "text": text}
-        elif segment.kind == "thinking":
-            delta = {"type": "thinking_delta", "thinking": text}
-        else:
-            delta = {"type": "input_json_delta", "partial_json": text}
-        out.append(self._event("content_block_delta", {"index": segment.index, "delta": delta}))
+        # The frame _event would build for {"index": …, "delta": {"type": "<kind>_delta", "<key>": text}}.
+        out.append(b"".join((_BLOCK_DELTA_HEAD, str(segment.index).encode(),
+                             _DELTA_HEADS.get(segment.kind, _JSON_DELTA_HEAD), jsonfast.string(text), b"}}\n\n")))
 
     def _signature(self, segment: _Segment, out: list[bytes]) -> None:
         delta = {"type": "signature_delta", "signature": segment.signature}
@@ -1226,7 +1228,7 @@ class ClaudeStreamDecoder:
 
     def decode(self, event: SSEEvent) -> list[StreamEvent]:
         try:
-            data = json.loads(event.data) if event.data else None
+            data = jsonfast.loads(event.data) if event.data else None
         except ValueError:
             return []
         if not isinstance(data, dict):

@@ -6,6 +6,8 @@ import json
 import re
 from typing import Any
 
+from proxyd.protocols import jsonfast
+
 _DATA_URL = re.compile(
     r"^data:(?P<type>[\w.+-]+/[\w.+-]+)?(?P<params>(?:;[\w-]+=[^;,]*)*)(?P<b64>;base64)?,(?P<data>.*)$", re.DOTALL
 )
@@ -44,4 +46,4 @@ def object_to_arguments(value: Any) -> str:
         return value["_raw"]
     if isinstance(value, str):
         return value
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return jsonfast.dumps(value)

@@ -41,6 +41,7 @@ import mimetypes
 from collections.abc import Mapping
 from typing import Any
 
+from proxyd.protocols import jsonfast
 from proxyd.protocols.base import WireProtocol
 from proxyd.protocols.canonical import (
     FilePart,
@@ -179,7 +180,7 @@ def _is_number(value: Any) -> bool:
 
 
 def _json_text(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return jsonfast.dumps(value)
 
 
 def _is_image(mime: str, uri: str = "") -> bool:
@@ -1055,7 +1056,7 @@ class GeminiStreamDecoder:
         if not data or data == b"[DONE]":
             return []
         try:
-            parsed = json.loads(data)
+            parsed = jsonfast.loads(data)
         except ValueError:
             return []
         chunks = parsed if isinstance(parsed, list) else [parsed]
@@ -1065,13 +1066,19 @@ class GeminiStreamDecoder:
         return out
 
     def _chunk(self, chunk: Any, name: str | None) -> list[StreamEvent]:
-        if isinstance(chunk, Mapping) and isinstance(chunk.get("error"), Mapping):
-            return self._error(chunk["error"])
-        chunk = _unwrap_envelope(chunk)
-        if not isinstance(chunk, Mapping):
+        # Parsed JSON: objects are dicts.
+        if not isinstance(chunk, dict):
             return []
-        if name == "error" or isinstance(chunk.get("error"), Mapping):
-            return self._error(chunk.get("error") if isinstance(chunk.get("error"), Mapping) else chunk)
+        error = chunk.get("error")
+        if isinstance(error, dict):
+            return self._error(error)
+        if "candidates" not in chunk and isinstance(chunk.get("response"), dict):
+            chunk = chunk["response"]  # the Gemini CLI / Code Assist envelope
+            error = chunk.get("error")
+            if isinstance(error, dict):
+                return self._error(error)
+        if name == "error":
+            return self._error(chunk)
         out: list[StreamEvent] = []
         if not self.started:
             self.started = True
@@ -1083,16 +1090,24 @@ class GeminiStreamDecoder:
         candidates = chunk.get("candidates")
         candidate = candidates[0] if isinstance(candidates, list) and candidates else None
         native: str | None = None
-        if isinstance(candidate, Mapping):
+        if isinstance(candidate, dict):
             content = candidate.get("content")
-            parts = content.get("parts") if isinstance(content, Mapping) else None
-            for part in parts if isinstance(parts, list) else ():
-                if isinstance(part, Mapping):
-                    out.extend(self._part(part))
+            parts = content.get("parts") if isinstance(content, dict) else None
+            if isinstance(parts, list):
+                for part in parts:
+                    if isinstance(part, dict):
+                        text = part.get("text")
+                        if type(text) is str and len(part) == 1:  # the common part: text alone
+                            if text:
+                                out.append(TextDelta(text))
+                        else:
+                            out.extend(self._part(part))
             reason = _get(candidate, "finishReason", "finish_reason")
             native = reason if isinstance(reason, str) and reason else None
-        feedback = _get(chunk, "promptFeedback", "prompt_feedback")
-        blocked = (candidate is None and isinstance(feedback, Mapping) and feedback.get("blockReason"))
+        blocked = False
+        if candidate is None:
+            feedback = _get(chunk, "promptFeedback", "prompt_feedback")
+            blocked = isinstance(feedback, dict) and feedback.get("blockReason")
         usage = usage_from_gemini(_get(chunk, "usageMetadata", "usage_metadata"))
         if native is not None and not self.finished:
             self.finished = True

@@ -34,6 +34,7 @@ from typing import Any, Literal
 
 import attrs
 
+from proxyd.protocols import jsonfast
 from proxyd.protocols.base import WireProtocol
 from proxyd.protocols.canonical import (
     FilePart,
@@ -68,7 +69,7 @@ from proxyd.protocols.codec import NO_CONTEXT, NO_REQUEST_CONTEXT, AnswerContext
 from proxyd.protocols.common import parse_data_url, to_data_url
 from proxyd.protocols.gemini_to_chat import chat_call_id, function_response_texts
 from proxyd.protocols.ids import new_id, now
-from proxyd.protocols.sse import SSEEvent, frame
+from proxyd.protocols.sse import SSEEvent
 
 DONE_FRAME = b"data: [DONE]\n\n"
 CHAT_ID_PREFIX = "chatcmpl-"
@@ -1188,29 +1189,31 @@ class ChatStreamDecoder:
         if not data or data == b"[DONE]":
             return []
         try:
-            chunk = json.loads(data)
+            chunk = jsonfast.loads(data)
         except ValueError:
             return []
-        if not isinstance(chunk, Mapping):
+        if not isinstance(chunk, dict):  # parsed JSON: objects are dicts
             return []
-        out: list[StreamEvent] = []
+        out: list[StreamEvent] = [] if self._started else self._start(chunk)
         error = chunk.get("error")
         if error is not None:
-            out.extend(self._start(chunk))
             out.append(self._error(error))
             self._finished = True
             return out
-        out.extend(self._start(chunk))
         choices = chunk.get("choices")
-        if isinstance(choices, list):
-            choice = next((c for c in choices if isinstance(c, Mapping) and c.get("index", 0) == 0), None)
-            if choice is None:
-                choice = next((c for c in choices if isinstance(c, Mapping)), None)
+        if isinstance(choices, list) and choices:
+            choice = choices[0]  # nearly always the one choice, index 0
+            if not isinstance(choice, dict) or choice.get("index", 0) != 0:
+                choice = next((c for c in choices if isinstance(c, dict) and c.get("index", 0) == 0), None)
+                if choice is None:
+                    choice = next((c for c in choices if isinstance(c, dict)), None)
             if choice is not None:
-                out.extend(self._choice(choice))
-        usage = usage_from_openai(chunk.get("usage"))
-        if usage is not None:
-            out.append(UsageUpdate(usage))
+                self._choice(choice, out)
+        raw_usage = chunk.get("usage")
+        if raw_usage is not None:
+            usage = usage_from_openai(raw_usage)
+            if usage is not None:
+                out.append(UsageUpdate(usage))
         return out
 
     def close(self) -> list[StreamEvent]:
@@ -1240,29 +1243,32 @@ class ChatStreamDecoder:
                                type=etype)
         return StreamError(status=500, message=error if isinstance(error, str) else json.dumps(error))
 
-    def _choice(self, choice: Mapping[str, Any]) -> list[StreamEvent]:
-        out: list[StreamEvent] = []
+    def _choice(self, choice: dict[str, Any], out: list[StreamEvent]) -> None:
         delta = choice.get("delta")
-        if isinstance(delta, Mapping):
-            reasoning = delta.get("reasoning_content")
+        if isinstance(delta, dict) and delta:
+            get = delta.get
+            reasoning = get("reasoning_content")
             if reasoning is None:
-                reasoning = delta.get("reasoning")
-            text = _chunks_of(reasoning)
-            if text:
-                out.append(ThinkingDelta(text))
-            text = _chunks_of(delta.get("content"))
-            if text:
-                out.append(TextDelta(text))
-            refusal = delta.get("refusal")
+                reasoning = get("reasoning")
+            if reasoning is not None:
+                text = _chunks_of(reasoning)
+                if text:
+                    out.append(ThinkingDelta(text))
+            content = get("content")
+            if content is not None:
+                text = content if type(content) is str else _chunks_of(content)
+                if text:
+                    out.append(TextDelta(text))
+            refusal = get("refusal")
             if isinstance(refusal, str) and refusal:
                 out.append(TextDelta(refusal))
-            calls = delta.get("tool_calls")
+            calls = get("tool_calls")
             if isinstance(calls, list):
                 for position, call in enumerate(calls):
-                    if isinstance(call, Mapping):
+                    if isinstance(call, dict):
                         out.extend(self._tool_delta(call, position))
-            legacy = delta.get("function_call")
-            if isinstance(legacy, Mapping):
+            legacy = get("function_call")
+            if isinstance(legacy, dict):
                 out.extend(self._tool_delta({"index": "legacy", "function": legacy}, 0))
         native = choice.get("finish_reason")
         if native is not None and not self._finished:
@@ -1270,7 +1276,6 @@ class ChatStreamDecoder:
             out.append(Finish(finish_from_openai(native, self._saw_tool),
                               native=native if isinstance(native, str) else None))
             self._finished = True
-        return out
 
     def _tool_delta(self, call: Mapping[str, Any], position: int) -> list[StreamEvent]:
         key = call.get("index", position)
@@ -1319,6 +1324,13 @@ class ChatStreamDecoder:
         return out
 
 
+_TEXT_TAILS = {  # the rest of a text chunk after its delta, by (shape.logprobs, shape.native_finish)
+    (logprobs, native): b"".join((b',"finish_reason":null', b',"logprobs":null' if logprobs else b"",
+                                  b',"native_finish_reason":null' if native else b"", b"}]}\n\n"))
+    for logprobs in (False, True) for native in (False, True)
+}
+
+
 class ChatStreamEncoder:
     """Canonical stream events → `chat.completion.chunk` frames in the order the openai SDK expects.
 
@@ -1348,6 +1360,9 @@ class ChatStreamEncoder:
         self._thinking = False  # thinking_break: reasoning text sent since the last break
         self._fresh_usage = False  # chunk_per_upstream_event: usage came with the current upstream event
         self._usage_sent: Usage | None = None  # the usage a finish chunk carried
+        self._head: tuple[str, int, bytes] | None = None  # (id, created, framed bytes up to "choices")
+        # Text chunks framed straight from templates, unless a subclass frames chunk objects its own way.
+        self._fast = type(self)._frame is ChatStreamEncoder._frame
 
     # ------------------------------------------------------------------ chunk objects
 
@@ -1557,9 +1572,39 @@ class ChatStreamEncoder:
 
     @staticmethod
     def _frame(chunks: list[dict[str, Any]]) -> bytes:
-        return b"".join(frame(json.dumps(c, ensure_ascii=False, separators=(",", ":")).encode()) for c in chunks)
+        # Compact JSON has no raw newline, so each frame is one `data:` line.
+        return b"".join([b"data: " + jsonfast.dumps(c).encode() + b"\n\n" for c in chunks])
+
+    def _text_frame(self, delta: bytes) -> bytes:
+        """The frame of `_chunk(<delta>)` (no finish, no usage) for a delta already in JSON: the hot path of
+        text streams, byte for byte what `_frame` makes of the chunk object."""
+        head = self._head
+        if head is None or head[0] is not self.id or head[1] != self.created:
+            prefix = b"".join((b'data: {"id":', jsonfast.dumps(self.id).encode(),
+                               b',"object":"chat.completion.chunk","created":', jsonfast.dumps(self.created).encode(),
+                               b',"model":', jsonfast.dumps(self.model).encode(), b',"choices":[{"index":0,"delta":'))
+            head = self._head = (self.id, self.created, prefix)
+        tail = _TEXT_TAILS[self.shape.logprobs, self.shape.native_finish]
+        return b"".join((head[2], delta, tail))
+
+    def _fast_text(self, event: TextDelta) -> bytes | None:
+        """encode(TextDelta) once the stream runs (started, no reasoning break owed), or None for the full path."""
+        if not self._fast or not self._started or self._closed or self._thinking or type(event.text) is not str:
+            return None
+        if not event.text:
+            return b""
+        if self.shape.chunk_per_upstream_event:
+            delta = self._pending_delta()
+            delta["content"] = (delta["content"] or "") + event.text
+            return b""
+        role = b'{"role":"assistant","content":' if self.shape.role_on_deltas else b'{"content":'
+        return self._text_frame(b"".join((role, jsonfast.string(event.text), b"}")))
 
     def encode(self, event: StreamEvent) -> bytes:
+        if type(event) is TextDelta:
+            fast = self._fast_text(event)
+            if fast is not None:
+                return fast
         was_closed = self._closed
         out = self._frame(self.encode_chunks(event))
         if isinstance(event, StreamError) and self.shape.native_errors and not was_closed:
@@ -1570,6 +1615,14 @@ class ChatStreamEncoder:
         """End of one upstream event: what was held to be merged with its other events."""
         if self._closed:
             return b""
+        pending = self._pending
+        if (self._fast and pending is not None and self._pending_finish is None and not self._fresh_usage
+                and self._held is None and type(pending["content"]) is str and pending["reasoning_content"] is None
+                and pending["tool_calls"] is None):
+            # flush_chunks() would emit just this merged text delta (role, content, two nulls).
+            self._pending = None
+            return self._text_frame(b"".join((b'{"role":"assistant","content":', jsonfast.string(pending["content"]),
+                                              b',"reasoning_content":null,"tool_calls":null}')))
         return self._frame(self.flush_chunks())
 
     def close(self) -> bytes:

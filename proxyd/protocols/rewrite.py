@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from typing import Protocol
 
 from proxyd.http.errors import ErrorFamily, ProxyError, UpstreamError
-from proxyd.protocols import openai_completions
+from proxyd.protocols import jsonfast, openai_completions
 from proxyd.protocols.aggregate import StreamAggregator
 from proxyd.protocols.base import WireProtocol
 from proxyd.protocols.canonical import StreamEvent, Usage, UsageUpdate
@@ -182,6 +182,8 @@ class CanonicalRewriter:
         self._context = context or AnswerContext(source=upstream.protocol)
         self._decoder = upstream.stream_decoder()
         self._encoder = client.stream_encoder(model=client_model, context=self._context)
+        # Encoders that merge one upstream event's pieces (Chat answers from Gemini) emit them on flush().
+        self._flush = getattr(self._encoder, "flush", None)
         self.usage: Usage | None = None
 
     def _seen(self, events: list[StreamEvent]) -> list[StreamEvent]:
@@ -191,13 +193,13 @@ class CanonicalRewriter:
         return events
 
     def body(self, upstream: bytes) -> bytes:
-        data = json.loads(upstream)
+        data = jsonfast.loads(upstream)
         if not isinstance(data, dict):
             raise ValueError("upstream body is not a JSON object")
         response = self._upstream.decode_response(data)
         self.usage = response.usage
-        return json.dumps(self._client.encode_response(response, model=self._model, context=self._context),
-                          ensure_ascii=False).encode()
+        encoded = self._client.encode_response(response, model=self._model, context=self._context)
+        return jsonfast.dumps_spaced(encoded).encode()
 
     def stream_body(self, events: Iterable[SSEEvent]) -> bytes:
         aggregator = StreamAggregator()
@@ -214,12 +216,12 @@ class CanonicalRewriter:
         if aggregator.finish is None and responses:
             raise stream_closed_error()
         encoded = self._client.encode_response(aggregator.response(), model=self._model, context=self._context)
-        return json.dumps(encoded, ensure_ascii=False).encode()
+        return jsonfast.dumps_spaced(encoded).encode()
 
     def event(self, event: SSEEvent) -> bytes:
-        out = b"".join(self._encoder.encode(c) for c in self._seen(self._decoder.decode(event)))
-        flush = getattr(self._encoder, "flush", None)  # encoders that merge one upstream event's pieces
-        return out + flush() if flush is not None else out
+        encode = self._encoder.encode
+        out = b"".join([encode(c) for c in self._seen(self._decoder.decode(event))])
+        return out + self._flush() if self._flush is not None else out
 
     def done(self) -> bytes:
         tail = b"".join(self._encoder.encode(c) for c in self._seen(self._decoder.close()))

@@ -81,6 +81,20 @@ class SSEParser:
         for line in lines:
             if line[-1:] == b"\r":
                 line = line[:-1]
+            if not line:  # the blank line ending an event (inlined: the common case with data lines)
+                if self._data:
+                    data = self._data[0] if len(self._data) == 1 else b"\n".join(self._data)
+                    events.append(SSEEvent(data=data, event=self._event, id=self._id))
+                    self._data, self._event, self._size = [], None, 0
+                    continue
+                if self._event is None:
+                    continue
+            elif line[:5] == b"data:" and line[5:6] == b" ":
+                self._size += len(line) - 6
+                if self._size > self._max:
+                    raise SSEError(f"SSE event larger than {self._max} bytes")
+                self._data.append(line[6:])
+                continue
             event = self._line(line)
             if event is not None:
                 events.append(event)
