@@ -62,13 +62,7 @@ class SSEParser:
                     raise SSEError(f"SSE event larger than {self._max} bytes")
                 events.append(SSEEvent(block[6:], None, self._id))
                 continue
-            for line in block.split(b"\n"):  # anything else, line by line; the blank line ends it
-                event = self._line(line)
-                if event is not None:
-                    events.append(event)
-            event = self._line(b"")
-            if event is not None:
-                events.append(event)
+            self._take([*block.split(b"\n"), b""], events)  # anything else, line by line; the blank line ends it
         if tail:
             events.extend(self._lines(tail))
         return events
@@ -107,16 +101,17 @@ class SSEParser:
     def close(self) -> list[SSEEvent]:
         """Flush at end of stream: a final event without its blank line still counts."""
         events: list[SSEEvent] = []
-        if self._buffer:
-            line = bytes(self._buffer).rstrip(b"\r")
-            self._buffer.clear()
+        lines = [bytes(self._buffer).rstrip(b"\r")] if self._buffer else []
+        self._buffer.clear()
+        self._take([*lines, b""], events)
+        return events
+
+    def _take(self, lines: list[bytes], events: list[SSEEvent]) -> None:
+        """Run whole lines through the parser, adding the events they complete to `events`."""
+        for line in lines:
             event = self._line(line)
             if event is not None:
                 events.append(event)
-        event = self._line(b"")
-        if event is not None:
-            events.append(event)
-        return events
 
     def _line(self, line: bytes) -> SSEEvent | None:
         if not line:
