@@ -15,6 +15,7 @@ import structlog
 from aiohttp import web
 
 from proxyd.config.load import parse_config_text
+from proxyd.config.yaml_errors import go_yaml_syntax_message
 from proxyd.http.body import read_limited
 from proxyd.keys import CONFIG_STORE
 from proxyd.management import api_call, auth_files, credentials, lists, settings
@@ -120,7 +121,8 @@ async def put_config_yaml(request: web.Request) -> web.StreamResponse:
 
     checked = await asyncio.to_thread(parse_config_text, text, str(store.path))
     if checked.document is None:  # not YAML, or not a mapping at the top
-        return _error(400, "invalid_yaml", "\n".join(str(p) for p in checked.errors))
+        message = await asyncio.to_thread(go_yaml_syntax_message, text)  # the reference's wording where it maps
+        return _error(400, "invalid_yaml", message or "\n".join(str(p) for p in checked.errors))
     if not checked.ok:
         log.info("management config upload rejected", problems=[str(p) for p in checked.errors])
         return _error(422, "invalid_config", "\n".join(str(p) for p in checked.errors))
