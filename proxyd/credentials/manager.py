@@ -12,6 +12,7 @@ from typing import Any
 
 import attrs
 
+from proxyd.credentials.activity import QuotaSignals, RecentRequests
 from proxyd.credentials.model import Credential
 
 # Cooldowns of the reference's table (routing.md §4.3), in seconds.
@@ -51,6 +52,8 @@ class CredentialState:
     last_error: str = ""
     last_used: float = 0.0
     disabled: bool = False
+    recent: RecentRequests = attrs.Factory(RecentRequests)
+    quota: QuotaSignals = attrs.Factory(QuotaSignals)
 
 
 class CredentialManager:
@@ -136,6 +139,7 @@ class CredentialManager:
         if state is None:
             return
         state.successes += 1
+        state.recent.record(self.clock(), success=True)
         state.models.pop(model, None)
 
     def mark_failure(self, credential: Credential, model: str, status: int, message: str, *,
@@ -146,6 +150,7 @@ class CredentialManager:
         if state is None:
             return 0.0
         state.failures += 1
+        state.recent.record(self.clock(), success=False)
         state.last_status, state.last_error = status, message[:500]
         model_state = state.models.setdefault(model, ModelState())
         model_state.last_status, model_state.last_error = status, message[:500]
@@ -158,6 +163,12 @@ class CredentialManager:
             model_state.reason = reason
             model_state.quota = status == 429
         return cooldown
+
+    def observe_quota(self, credential: Credential, headers: Any) -> None:
+        """Keep the quota headers of an upstream answer (any status) as the credential's quota signals."""
+        state = self._states.get(credential.id)
+        if state is not None and headers:
+            state.quota.observe(headers, self.clock())
 
     @staticmethod
     def _cooldown(model_state: ModelState, status: int, hint: float | None, disable_cooling: bool

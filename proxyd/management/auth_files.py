@@ -17,6 +17,7 @@ import structlog
 from aiohttp import BodyPartReader, web
 
 from proxyd.config.load import normalize_prefix, validate_proxy_url
+from proxyd.credentials.activity import RecentRequests
 from proxyd.credentials.authdir import MAX_FILE_BYTES, AuthDir, AuthEntry, AuthFile, auth_index, rfc3339, valid_name
 from proxyd.credentials.manager import CredentialManager
 from proxyd.keys import RUNTIME
@@ -49,13 +50,23 @@ def _unavailable() -> web.Response:
 # --------------------------------------------------------------------------------------------- list
 
 
+def _idle(now: float) -> dict[str, Any]:
+    """The live fields of a credential nothing happened to yet."""
+    return {"success": 0, "failed": 0, "cooldowns": [], "quota": {"signals": {}},
+            "recent_requests": RecentRequests().snapshot(now)}
+
+
 def _live(manager: CredentialManager, credential_id: str) -> dict[str, Any]:
-    """Counts and cooldowns from the credential manager."""
+    """Counts, recent request buckets, quota signals and cooldowns from the credential manager."""
     state = manager.get(credential_id)
-    out: dict[str, Any] = {"success": 0, "failed": 0, "cooldowns": []}
+    now = manager.clock()
+    out = _idle(now)
     if state is None:
         return out
-    now = manager.clock()
+    quota: dict[str, Any] = {"signals": dict(state.quota.signals)}
+    if state.quota.signals:
+        quota["observed_at"] = rfc3339(state.quota.observed_at)
+    out.update(quota=quota, recent_requests=state.recent.snapshot(now))
     cooldowns = [
         {"model": model, "until": rfc3339(ms.blocked_until), "reason": ms.reason,
          **({"last_status": ms.last_status} if ms.last_status else {}),
@@ -110,8 +121,7 @@ def _broken_json(auth_dir: AuthDir, file: AuthFile) -> dict[str, Any]:
     return {
         "id": file.name, "name": file.name, "type": "unknown", "provider": "unknown", "label": file.name,
         "status": "error", "status_message": f"invalid auth file: {file.error}", "disabled": False,
-        "unavailable": True, "runtime_only": False, **_file_fields(auth_dir, file),
-        "success": 0, "failed": 0, "cooldowns": [],
+        "unavailable": True, "runtime_only": False, **_file_fields(auth_dir, file), **_idle(time.time()),
     }
 
 

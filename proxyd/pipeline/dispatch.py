@@ -167,6 +167,8 @@ class DispatchStage:
                 manager.release(credential)
                 raise
             exchange.held_credential = credential
+            if exchange.upstream is not None:
+                manager.observe_quota(credential, exchange.upstream.headers)
             if not exchange.count:
                 manager.mark_success(credential, model)
             exchange.chosen = candidate
@@ -189,6 +191,7 @@ class DispatchStage:
             Attempt(candidate.credential_id, candidate.upstream_model, candidate.provider.protocol, error.status,
                     error.text[:200])
         )
+        exchange.runtime.manager.observe_quota(candidate.route.credential, error.headers)
         cooldown = 0.0
         if not exchange.count:  # count failures do not cool credentials down (routing.md §4.2)
             cooldown = exchange.runtime.manager.mark_failure(
