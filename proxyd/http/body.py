@@ -6,30 +6,39 @@ import json
 from typing import Any
 
 import orjson
-from aiohttp import web
+from aiohttp import StreamReader, web
 
 from proxyd.http.errors import ProxyError
 
 
-async def read_limited(request: web.Request, limit: int) -> bytes | None:
-    """The whole body, or None as soon as it (or its declared length) exceeds `limit` bytes.
+async def read_stream(content: StreamReader, limit: int, *, truncate: bool = False) -> bytes | None:
+    """All of `content` (StreamReader.read(n) returns only what has arrived so far), at most `limit` bytes.
 
-    `request.content.read(n)` alone is not enough: it returns only what has arrived so far.
+    Past `limit` the answer is None, or with `truncate` the first `limit` bytes. The one bounded-read loop for
+    client request bodies and upstream answers alike.
     """
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in content.iter_any():
+        size += len(chunk)
+        if size > limit:
+            if not truncate:
+                return None
+            chunks.append(chunk[: len(chunk) - (size - limit)])
+            break
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def read_limited(request: web.Request, limit: int) -> bytes | None:
+    """The whole body, or None as soon as it (or its declared length) exceeds `limit` bytes."""
     declared = request.content_length
     if declared is not None:
         if declared > limit:
             return None
         if not request.headers.get("Content-Encoding"):
             return await request.read()  # the length is known and fits: aiohttp reads exactly that much
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.content.iter_chunked(65536):
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
+    return await read_stream(request.content, limit)
 
 
 async def read_body(request: web.Request, limit: int) -> bytes:

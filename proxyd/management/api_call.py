@@ -23,12 +23,14 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import DefaultResolver
 
 from proxyd.credentials.model import Credential
+from proxyd.http.body import read_limited
 from proxyd.keys import RUNTIME
 
 log = structlog.get_logger(__name__)
 
 TOKEN_PLACEHOLDER = "$TOKEN$"
 MAX_ANSWER_BYTES = 8 * 1024 * 1024
+MAX_REQUEST_BYTES = 8 * 1024 * 1024  # the call's description, its `data` included
 TIMEOUT_SECONDS = 60
 PUBLIC_PROVIDER_HOSTS = frozenset({
     "api.anthropic.com", "generativelanguage.googleapis.com", "aiplatform.googleapis.com",
@@ -93,7 +95,10 @@ def _configured_hosts(credentials: Iterable[Credential]) -> set[str]:
 async def api_call(request: web.Request) -> web.StreamResponse:
     runtime = request.app[RUNTIME].current
     try:
-        body = json.loads(await request.read())
+        raw = await read_limited(request, MAX_REQUEST_BYTES)
+        if raw is None:
+            return _error(413, "request body too large")
+        body = json.loads(raw)
     except ValueError:
         return _error(400, "invalid body")
     if not isinstance(body, dict):

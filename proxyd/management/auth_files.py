@@ -20,6 +20,7 @@ from proxyd.config.load import normalize_prefix, validate_proxy_url
 from proxyd.credentials.activity import RecentRequests
 from proxyd.credentials.authdir import MAX_FILE_BYTES, AuthDir, AuthEntry, AuthFile, auth_index, rfc3339, valid_name
 from proxyd.credentials.manager import CredentialManager
+from proxyd.http.body import read_limited
 from proxyd.keys import RUNTIME
 
 __all__ = [
@@ -331,9 +332,16 @@ async def delete_auth_file(request: web.Request) -> web.StreamResponse:
 # -------------------------------------------------------------------------------------------- patch
 
 
+MAX_PATCH_BYTES = 64 * 1024  # a name and a flag
+
+
 async def _json_body(request: web.Request) -> dict[str, Any] | None:
+    """The JSON object body, None when it is not one; ``_TooLarge`` past ``MAX_PATCH_BYTES``."""
+    raw = await read_limited(request, MAX_PATCH_BYTES)
+    if raw is None:
+        raise _TooLarge
     try:
-        body = json.loads(await request.read())
+        body = json.loads(raw)
     except ValueError:
         return None
     return body if isinstance(body, dict) else None
@@ -344,7 +352,10 @@ async def patch_auth_file_status(request: web.Request) -> web.StreamResponse:
     auth_dir = _auth_dir(request)
     if auth_dir is None:
         return _unavailable()
-    body = await _json_body(request)
+    try:
+        body = await _json_body(request)
+    except _TooLarge:
+        return _error(413, "request body too large")
     if body is None:
         return _error(400, "invalid request body")
     name = body.get("name")
@@ -377,7 +388,10 @@ async def patch_auth_file_fields(request: web.Request) -> web.StreamResponse:
     auth_dir = _auth_dir(request)
     if auth_dir is None:
         return _unavailable()
-    body = await _json_body(request)
+    try:
+        body = await _json_body(request)
+    except _TooLarge:
+        return _error(413, "request body too large")
     if body is None:
         return _error(400, "invalid request body")
     name = body.get("name")

@@ -3,7 +3,7 @@
 `GET  /v0/management/credentials` → `{"credentials": [...]}` (ok / cooling / disabled, cooldowns per model with
 the reason and the upstream's last error, in-flight and success/failure counts; never a secret).
 `POST /v0/management/credentials/reset` with `{"id": "...", "model": "..."?}` (no id = every credential)
-lifts cooldowns — the reference's later `reset-quota`.
+lifts cooldowns — the reference's later `reset-quota`. A body over 64 KiB → `413 {"error": "request body too large"}`.
 """
 
 from __future__ import annotations
@@ -12,7 +12,10 @@ import json
 
 from aiohttp import web
 
+from proxyd.http.body import read_limited
 from proxyd.keys import RUNTIME
+
+MAX_BODY_BYTES = 64 * 1024  # an id and a model name
 
 
 async def list_credentials(request: web.Request) -> web.StreamResponse:
@@ -22,7 +25,9 @@ async def list_credentials(request: web.Request) -> web.StreamResponse:
 
 async def reset_cooldown(request: web.Request) -> web.StreamResponse:
     manager = request.app[RUNTIME].current.manager
-    raw = await request.read()
+    raw = await read_limited(request, MAX_BODY_BYTES)
+    if raw is None:
+        return web.json_response({"error": "request body too large"}, status=413)
     try:
         body = json.loads(raw) if raw.strip() else {}
     except ValueError:

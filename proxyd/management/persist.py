@@ -46,6 +46,7 @@ from proxyd.config.document import ConfigDocument, to_plain
 from proxyd.config.load import LEGACY_KEYS, format_path, parse_config_text
 from proxyd.config.model import attr_to_yaml_key
 from proxyd.config.v8 import translate_v8
+from proxyd.http.body import read_stream
 from proxyd.keys import CONFIG_STORE
 
 __all__ = [
@@ -106,18 +107,14 @@ class BadBody(Refusal):
 
 async def read_json(request: web.Request, *, unreadable: str = "invalid body") -> Any:
     """The request body decoded as JSON; ``BadBody`` for unreadable, oversized or malformed bodies."""
-    buf = bytearray()
     try:
-        async for chunk in request.content.iter_chunked(64 * 1024):
-            buf += chunk
-            if len(buf) > MAX_BODY_BYTES:
-                raise BadBody(unreadable)
-    except BadBody:
-        raise
+        raw = await read_stream(request.content, MAX_BODY_BYTES)
     except Exception as exc:
         raise BadBody(unreadable) from exc
+    if raw is None:
+        raise BadBody(unreadable)
     try:
-        return json.loads(bytes(buf).decode("utf-8-sig"))
+        return json.loads(raw.decode("utf-8-sig"))
     except ValueError as exc:
         raise BadBody() from exc
 

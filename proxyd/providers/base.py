@@ -19,6 +19,7 @@ from aiohttp_socks import ProxyConnector, ProxyType
 from multidict import CIMultiDictProxy
 
 from proxyd.credentials.model import Credential
+from proxyd.http.body import read_stream
 from proxyd.http.errors import UpstreamError
 from proxyd.protocols.base import WireProtocol
 
@@ -132,17 +133,10 @@ async def read_capped(response: aiohttp.ClientResponse, limit: int, *, truncate:
     A larger body raises UpstreamError(502), or with `truncate` is cut at `limit`; a transfer cut short raises
     aiohttp's ClientPayloadError.
     """
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in response.content.iter_any():
-        size += len(chunk)
-        if size > limit:
-            if truncate:
-                chunks.append(chunk[: len(chunk) - (size - limit)])
-                break
-            raise UpstreamError(502, f"upstream body larger than {limit} bytes".encode())
-        chunks.append(chunk)
-    return b"".join(chunks)
+    body = await read_stream(response.content, limit, truncate=truncate)
+    if body is None:
+        raise UpstreamError(502, f"upstream body larger than {limit} bytes".encode())
+    return body
 
 
 def json_bytes(body: Mapping[str, Any]) -> bytes:
