@@ -11,7 +11,7 @@ import structlog
 
 from proxyd.oauth import google
 from proxyd.oauth.endpoints import ANTIGRAVITY_SCOPES, OAuthEndpoints
-from proxyd.oauth.flow import FlowContext, FlowError, Messages, TokenFile, file_safe, rfc3339_at
+from proxyd.oauth.flow import FlowContext, FlowError, Messages, TokenFile, expires_seconds, file_safe, rfc3339_at
 from proxyd.oauth.http import OAuthHTTPError
 from proxyd.oauth.pkce import hex_state
 
@@ -80,15 +80,10 @@ class AntigravityLogin:
 
     async def finish(self, ctx: FlowContext, code: str) -> TokenFile:
         ep = ctx.endpoints
-        try:
-            answer, issued = await google.exchange_code(
-                ctx, code=code, client_id=ep.antigravity_client_id, client_secret=ep.antigravity_client_secret,
-                redirect_uri=ep.redirect_for("antigravity"), what="antigravity token exchange")
-        except OAuthHTTPError as exc:
-            raise FlowError(self.messages.exchange, str(exc)) from None
-        access = str(answer.get("access_token") or "").strip()
-        if not access:
-            raise FlowError(self.messages.exchange, "antigravity token exchange: empty access token")
+        answer, access, issued = await google.exchange_code(
+            ctx, code=code, client_id=ep.antigravity_client_id, client_secret=ep.antigravity_client_secret,
+            redirect_uri=ep.redirect_for("antigravity"), what="antigravity token exchange",
+            failure=self.messages.exchange)
         status, email = await google.userinfo_email(ctx, access, "antigravity userinfo")
         if not 200 <= status < 300 or not email:
             raise FlowError("Failed to fetch user info", f"userinfo status {status}")
@@ -97,8 +92,7 @@ class AntigravityLogin:
             project = await fetch_project(ctx, access)
         except OAuthHTTPError as exc:  # the reference goes on without a project (fetched again on load)
             log.warning("antigravity project fetch failed", error=str(exc))
-        expires_in: Any = answer.get("expires_in")
-        seconds = int(expires_in) if isinstance(expires_in, int | float) and not isinstance(expires_in, bool) else 0
+        seconds = expires_seconds(answer.get("expires_in"))
         data: dict[str, Any] = {
             "type": "antigravity",
             "access_token": access,

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
-import time
 from urllib.parse import urlencode
 
 import attrs
 
 from proxyd.oauth.endpoints import OAuthEndpoints
-from proxyd.oauth.flow import FlowContext, FlowError, Messages, TokenFile, file_safe, now_rfc3339, rfc3339_at
-from proxyd.oauth.http import OAuthHTTPError
+from proxyd.oauth.flow import (
+    FlowContext,
+    Messages,
+    TokenFile,
+    exchange_tokens,
+    expires_seconds,
+    file_safe,
+    now_rfc3339,
+    rfc3339_at,
+)
 from proxyd.oauth.pkce import PKCE, hex_state
 
 __all__ = ["ClaudeLogin", "token_file"]
@@ -22,8 +29,7 @@ def token_file(answer: dict[str, object], issued: float) -> TokenFile:
     """The file the reference writes after a Claude exchange (id_token is always empty)."""
     account = answer.get("account") if isinstance(answer.get("account"), dict) else {}
     email = str(account.get("email_address") or "") if isinstance(account, dict) else ""
-    expires_in = answer.get("expires_in")
-    seconds = int(expires_in) if isinstance(expires_in, int | float) and not isinstance(expires_in, bool) else 0
+    seconds = expires_seconds(answer.get("expires_in"))
     data = {
         "id_token": "",
         "access_token": str(answer.get("access_token") or ""),
@@ -66,11 +72,6 @@ class ClaudeLogin:
             "client_id": ep.claude_client_id, "redirect_uri": ep.claude_redirect,
             "code_verifier": self.pkce.verifier,
         }
-        issued = time.time()
-        try:
-            answer = await ctx.client.json("POST", ep.claude_token, what="claude token exchange", json_body=body)
-        except OAuthHTTPError as exc:
-            raise FlowError(self.messages.exchange, str(exc)) from None
-        if not answer.get("access_token"):
-            raise FlowError(self.messages.exchange, "claude token exchange: no access_token")
+        answer, issued = await exchange_tokens(ctx, ep.claude_token, what="claude token exchange",
+                                               failure=self.messages.exchange, json_body=body)
         return token_file(answer, issued)

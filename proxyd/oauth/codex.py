@@ -6,15 +6,22 @@ import base64
 import hashlib
 import json
 import re
-import time
 from typing import Any
 from urllib.parse import urlencode
 
 import attrs
 
 from proxyd.oauth.endpoints import OAuthEndpoints
-from proxyd.oauth.flow import FlowContext, FlowError, Messages, TokenFile, file_safe, now_rfc3339, rfc3339_at
-from proxyd.oauth.http import OAuthHTTPError
+from proxyd.oauth.flow import (
+    FlowContext,
+    Messages,
+    TokenFile,
+    exchange_tokens,
+    expires_seconds,
+    file_safe,
+    now_rfc3339,
+    rfc3339_at,
+)
 from proxyd.oauth.pkce import PKCE, hex_state
 
 __all__ = ["CodexLogin", "file_name", "jwt_claims", "token_file"]
@@ -60,8 +67,7 @@ def token_file(answer: dict[str, Any], issued: float) -> TokenFile:
     account_id = str(auth.get("chatgpt_account_id") or "")
     plan = str(auth.get("chatgpt_plan_type") or "")
     email = str(claims.get("email") or "")
-    expires_in = answer.get("expires_in")
-    seconds = int(expires_in) if isinstance(expires_in, int | float) and not isinstance(expires_in, bool) else 0
+    seconds = expires_seconds(answer.get("expires_in"))
     data = {
         "id_token": id_token,
         "access_token": str(answer.get("access_token") or ""),
@@ -103,11 +109,6 @@ class CodexLogin:
             "grant_type": "authorization_code", "client_id": ep.codex_client_id, "code": code,
             "redirect_uri": ep.codex_redirect, "code_verifier": self.pkce.verifier,
         }
-        issued = time.time()
-        try:
-            answer = await ctx.client.json("POST", ep.codex_token, what="codex token exchange", form=form)
-        except OAuthHTTPError as exc:
-            raise FlowError(self.messages.exchange, str(exc)) from None
-        if not answer.get("access_token"):
-            raise FlowError(self.messages.exchange, "codex token exchange: no access_token")
+        answer, issued = await exchange_tokens(ctx, ep.codex_token, what="codex token exchange",
+                                               failure=self.messages.exchange, form=form)
         return token_file(answer, issued)

@@ -9,10 +9,10 @@ from typing import Any, Literal, Protocol
 import attrs
 
 from proxyd.oauth.endpoints import OAuthEndpoints
-from proxyd.oauth.http import OAuthClient
+from proxyd.oauth.http import OAuthClient, OAuthHTTPError
 
-__all__ = ["BrowserLogin", "FlowContext", "FlowError", "Messages", "TokenFile", "file_safe", "now_rfc3339",
-           "rfc3339_at"]
+__all__ = ["BrowserLogin", "FlowContext", "FlowError", "Messages", "TokenFile", "exchange_tokens", "expires_seconds",
+           "file_safe", "now_rfc3339", "rfc3339_at"]
 
 
 def rfc3339_at(ts: float) -> str:
@@ -22,6 +22,11 @@ def rfc3339_at(ts: float) -> str:
 
 def now_rfc3339() -> str:
     return rfc3339_at(time.time())
+
+
+def expires_seconds(value: Any) -> int:
+    """A token answer's `expires_in` as whole seconds; 0 when it is absent or not a number."""
+    return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0
 
 
 def file_safe(part: str) -> str:
@@ -83,3 +88,20 @@ class BrowserLogin(Protocol):
     url: str
 
     async def finish(self, ctx: FlowContext, code: str) -> TokenFile: ...
+
+
+async def exchange_tokens(ctx: FlowContext, url: str, *, what: str, failure: str,
+                          json_body: dict[str, Any] | None = None,
+                          form: dict[str, str] | None = None) -> tuple[dict[str, Any], float]:
+    """POST an authorization-code exchange: (the answer, the time it was asked).
+
+    A failed call or an answer without an access token raises FlowError(`failure`).
+    """
+    issued = time.time()
+    try:
+        answer = await ctx.client.json("POST", url, what=what, json_body=json_body, form=form)
+    except OAuthHTTPError as exc:
+        raise FlowError(failure, str(exc)) from None
+    if not str(answer.get("access_token") or "").strip():
+        raise FlowError(failure, f"{what}: no access_token")
+    return answer, issued

@@ -149,15 +149,9 @@ class GeminiLogin:
 
     async def finish(self, ctx: FlowContext, code: str) -> TokenFile:
         ep = ctx.endpoints
-        try:
-            answer, issued = await google.exchange_code(
-                ctx, code=code, client_id=ep.gemini_client_id, client_secret=ep.gemini_client_secret,
-                redirect_uri=ep.redirect_for("gemini"), what="google token exchange")
-        except OAuthHTTPError as exc:
-            raise FlowError(self.messages.exchange, str(exc)) from None
-        access = str(answer.get("access_token") or "")
-        if not access:
-            raise FlowError(self.messages.exchange, "google token exchange: no access_token")
+        answer, access, issued = await google.exchange_code(
+            ctx, code=code, client_id=ep.gemini_client_id, client_secret=ep.gemini_client_secret,
+            redirect_uri=ep.redirect_for("gemini"), what="google token exchange", failure=self.messages.exchange)
         status, email = await google.userinfo_email(ctx, access, "google userinfo")
         if status == 0:
             raise FlowError("Failed to execute request")

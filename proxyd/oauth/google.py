@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import platform
 import sys
-import time
 from typing import Any
 
-from proxyd.oauth.flow import FlowContext
+from proxyd.oauth.flow import FlowContext, exchange_tokens
 from proxyd.oauth.http import OAuthHTTPError
 
 __all__ = ["code_assist", "exchange_code", "gemini_cli_user_agent", "project_of", "userinfo_email"]
@@ -24,13 +23,15 @@ def gemini_cli_user_agent(model: str = "") -> str:
 
 
 async def exchange_code(ctx: FlowContext, *, code: str, client_id: str, client_secret: str, redirect_uri: str,
-                        what: str) -> tuple[dict[str, Any], float]:
-    """Authorization-code exchange at Google's token endpoint (client credentials in the form body)."""
+                        what: str, failure: str) -> tuple[dict[str, Any], str, float]:
+    """Authorization-code exchange at Google's token endpoint (client credentials in the form body).
+
+    (the answer, its access token, the time it was asked); FlowError(`failure`) when it fails.
+    """
     form = {"grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri,
             "client_id": client_id, "client_secret": client_secret}
-    issued = time.time()
-    answer = await ctx.client.json("POST", ctx.endpoints.google_token, what=what, form=form)
-    return answer, issued
+    answer, issued = await exchange_tokens(ctx, ctx.endpoints.google_token, what=what, failure=failure, form=form)
+    return answer, str(answer["access_token"]).strip(), issued
 
 
 async def userinfo_email(ctx: FlowContext, access_token: str, what: str) -> tuple[int, str]:

@@ -14,7 +14,16 @@ from urllib.parse import urlencode
 import attrs
 
 from proxyd.oauth.endpoints import OAuthEndpoints
-from proxyd.oauth.flow import FlowContext, FlowError, Messages, TokenFile, file_safe, now_rfc3339, rfc3339_at
+from proxyd.oauth.flow import (
+    FlowContext,
+    FlowError,
+    Messages,
+    TokenFile,
+    expires_seconds,
+    file_safe,
+    now_rfc3339,
+    rfc3339_at,
+)
 from proxyd.oauth.http import OAuthHTTPError
 from proxyd.oauth.pkce import nanos_state
 
@@ -79,8 +88,7 @@ class IFlowLogin:
         email = str(user.get("email") or "").strip() or str(user.get("phone") or "").strip()
         if not email:
             raise FlowError(self.messages.exchange, "iflow user info: no email or phone")
-        expires_in = answer.get("expires_in")
-        seconds = int(expires_in) if isinstance(expires_in, int | float) and not isinstance(expires_in, bool) else 0
+        seconds = expires_seconds(answer.get("expires_in"))
         data = {
             "access_token": access,
             "refresh_token": str(answer.get("refresh_token") or ""),

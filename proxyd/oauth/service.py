@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Coroutine
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -161,30 +161,47 @@ class OAuthService:
         return web.json_response({"status": "ok", "url": login.url, "state": login.state})
 
     async def _run_browser(self, login: BrowserLogin, ctx: FlowContext, forwarder: CallbackForwarder | None) -> None:
-        state, provider, messages = login.state, login.provider, login.messages
         try:
+            await self._settle(login.state, login.provider, self._browser_token(login, ctx),
+                               save_failure=login.messages.save, complete_provider=True)
+        finally:
+            if forwarder is not None:
+                await self._stop_forwarder(forwarder)
+
+    async def _browser_token(self, login: BrowserLogin, ctx: FlowContext) -> TokenFile | None:
+        """The token file after the provider's callback; None when the session ended without one."""
+        state, messages = login.state, login.messages
+        try:
+            payload = await wait_for_callback(self.sessions, self.auth_dir_path, login.provider, state,
+                                              timeout=ctx.endpoints.callback_timeout,
+                                              interval=ctx.endpoints.callback_poll)
+        except CallbackTimeout:
+            raise FlowError(messages.timeout, "no callback in time") from None
+        if payload is None:
+            return None  # the session ended (another login of this provider finished, or it expired)
+        if payload["error"]:
+            raise FlowError(messages.callback_error, "the provider answered an error")
+        got = payload["state"]
+        if got != state and (messages.state_check == "strict" or got):
+            raise FlowError(messages.state_mismatch, "callback state differs")
+        if not payload["code"]:
+            raise FlowError(messages.no_code, "callback without code")
+        return await login.finish(ctx, payload["code"])
+
+    async def _settle(self, state: str, provider: str, token_file: Awaitable[TokenFile | None], *,
+                      save_failure: str, complete_provider: bool) -> None:
+        """Await a login's token file, save it and complete its session; a failure becomes the session's status."""
+        try:
+            got = await token_file
+            if got is None:
+                return
             try:
-                payload = await wait_for_callback(self.sessions, self.auth_dir_path, provider, state,
-                                                  timeout=ctx.endpoints.callback_timeout,
-                                                  interval=ctx.endpoints.callback_poll)
-            except CallbackTimeout:
-                raise FlowError(messages.timeout, "no callback in time") from None
-            if payload is None:
-                return  # the session ended (another login of this provider finished, or it expired)
-            if payload["error"]:
-                raise FlowError(messages.callback_error, "the provider answered an error")
-            got = payload["state"]
-            if got != state and (messages.state_check == "strict" or got):
-                raise FlowError(messages.state_mismatch, "callback state differs")
-            if not payload["code"]:
-                raise FlowError(messages.no_code, "callback without code")
-            token_file = await login.finish(ctx, payload["code"])
-            try:
-                path = await self.save(token_file)
+                path = await self.save(got)
             except SaveError as exc:
-                raise FlowError(messages.save, str(exc)) from None
+                raise FlowError(save_failure, str(exc)) from None
             self.sessions.complete(state)
-            self.sessions.complete_provider(provider)
+            if complete_provider:
+                self.sessions.complete_provider(provider)
             log.info("oauth login completed", provider=provider, state=state, file=path.name)
         except FlowError as exc:
             self.sessions.set_error(state, exc.status)
@@ -194,9 +211,6 @@ class OAuthService:
         except Exception:
             self.sessions.set_error(state, "Authentication failed")
             log.exception("oauth login crashed", provider=provider, state=state)
-        finally:
-            if forwarder is not None:
-                await self._stop_forwarder(forwarder)
 
     # ------------------------------------------------------------------ device logins
 
@@ -213,25 +227,10 @@ class OAuthService:
         return web.json_response({"status": "ok", "url": login.url, "state": login.state})
 
     async def _run_device(self, login: DeviceLogin, ctx: FlowContext) -> None:
-        state, provider = login.state, login.provider
-        try:
-            token_file = await login.poll(ctx)
-            try:
-                path = await self.save(token_file)
-            except SaveError as exc:
-                raise FlowError("Failed to save authentication tokens", str(exc)) from None
-            self.sessions.complete(state)
-            if provider == "kimi":  # the reference's Qwen flow leaves the other Qwen sessions alone
-                self.sessions.complete_provider(provider)
-            log.info("oauth login completed", provider=provider, state=state, file=path.name)
-        except FlowError as exc:
-            self.sessions.set_error(state, exc.status)
-            log.warning("oauth login failed", provider=provider, state=state, status=exc.status, detail=exc.detail)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            self.sessions.set_error(state, "Authentication failed")
-            log.exception("oauth login crashed", provider=provider, state=state)
+        await self._settle(login.state, login.provider, login.poll(ctx),
+                           save_failure="Failed to save authentication tokens",
+                           # the reference's Qwen flow leaves the other Qwen sessions alone
+                           complete_provider=login.provider == "kimi")
 
 
 def login_port(endpoints: OAuthEndpoints, provider: str) -> int:
