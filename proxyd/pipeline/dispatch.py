@@ -27,6 +27,7 @@ from proxyd.providers.base import (
     send,
     streams_upstream,
 )
+from proxyd.providers.codex_collab import MODEL_LISTS
 from proxyd.providers.codex_session import ClientOrigin
 from proxyd.thinking import ThinkingError, apply_thinking
 from proxyd.tokens import estimate_request_tokens
@@ -313,7 +314,10 @@ class DispatchStage:
         body = self._with_thinking(exchange, candidate,
                                    exchange.translation.request_for(provider.protocol, candidate.upstream_model))
         # Codex derives its prompt-cache / session id from the client's own request (providers/codex_session.py).
-        origin = ({"origin": ClientOrigin(exchange.protocol, exchange.translation.body, exchange.client_key)}
+        registry = exchange.runtime.registry
+        origin = ({"origin": ClientOrigin(exchange.protocol, exchange.translation.body, exchange.client_key,
+                                          model_overrides=lambda: MODEL_LISTS.text_for(registry),
+                                          connection_session=exchange.connection_session)}
                   if provider.kind == "codex" else {})
         request = provider.build_request(
             candidate.route.credential, candidate.upstream_model, body,

@@ -93,6 +93,7 @@ class Exchange:
     count: bool = False  # a token-count request (`/v1/messages/count_tokens`, Gemini `:countTokens`)
     count_tokens: int | None = None
     count_body: bytes | None = None  # the upstream's own count answer (passed through to same-protocol clients)
+    connection_session: str | None = None  # the client connection's own session (a Responses WebSocket's id)
     candidates: list[Candidate] = attrs.Factory(list)
     translation: Translation | None = None
     chosen: Candidate | None = None

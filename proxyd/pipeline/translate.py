@@ -18,6 +18,7 @@ from proxyd.protocols.codec import AnswerContext, CodecError, RequestContext
 from proxyd.protocols.gemini_passthrough import normalise_passthrough
 from proxyd.protocols.registry import codec_for
 from proxyd.protocols.rewrite import CanonicalRewriter, CompletionsFromChat, ResponseRewriter, SSEPassthrough
+from proxyd.providers.codex_collab import restore_text, restores_namespace
 
 
 class Translation:
@@ -76,7 +77,10 @@ class Translation:
 
     def rewriter_for(self, upstream: WireProtocol) -> ResponseRewriter:
         if upstream is self.client:
-            return SSEPassthrough(upstream, self.client_model, codec_for(upstream))
+            # Codex collaboration namespaces renamed on the way up are renamed back (providers/codex_collab.py).
+            restore = restore_text if upstream is WireProtocol.OPENAI_RESPONSES and restores_namespace(self.body) \
+                else None
+            return SSEPassthrough(upstream, self.client_model, codec_for(upstream), restore)
         if self._legacy_to_chat(upstream):
             return CompletionsFromChat(self.client_model)
         upstream_codec, client_codec = codec_for(upstream), codec_for(self.client)

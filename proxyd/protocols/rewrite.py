@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Protocol
 
 from proxyd.http.errors import ErrorFamily, ProxyError, UpstreamError
@@ -79,8 +79,10 @@ def _openai_error_frame(error: ProxyError | UpstreamError) -> bytes:
 class SSEPassthrough:
     """Same protocol: events relayed as they are (thinking signatures byte for byte), the model renamed."""
 
-    def __init__(self, protocol: WireProtocol, client_model: str, codec: Codec | None) -> None:
+    def __init__(self, protocol: WireProtocol, client_model: str, codec: Codec | None,
+                 restore: Callable[[bytes], bytes] | None = None) -> None:
         self._protocol = protocol
+        self._restore = restore  # an upstream-side renaming to undo in every body/event (Codex collaboration)
         self._model = json.dumps(client_model).encode()
         self._client_model = client_model
         self._codec = codec
@@ -94,6 +96,8 @@ class SSEPassthrough:
 
     def body(self, upstream: bytes) -> bytes:
         self._tap.feed(upstream)
+        if self._restore is not None:
+            upstream = self._restore(upstream)
         return rename_model(upstream, self._model)
 
     def stream_body(self, events: Iterable[SSEEvent]) -> bytes:
@@ -108,6 +112,8 @@ class SSEPassthrough:
                     if isinstance(response, dict):
                         encoded = json.dumps(response, ensure_ascii=False).encode()
                         self._tap.feed(encoded)
+                        if self._restore is not None:
+                            encoded = self._restore(encoded)
                         return rename_model(encoded, self._model)
             raise stream_closed_error()
         raise ProxyError(502, f"upstream {self._protocol} answered a stream to a non-streaming request",
@@ -118,6 +124,8 @@ class SSEPassthrough:
         if self._chat and len(data) < 16 and data.strip() == DONE:
             return b""  # re-emitted once at the clean end
         self._tap.feed(data)
+        if self._restore is not None:
+            data = self._restore(data)
         if self._rename:
             data = rename_model(data, self._model)
         return frame(data, event.event)

@@ -8,6 +8,7 @@ from typing import Any
 from proxyd.credentials.model import Credential
 from proxyd.protocols.base import WireProtocol
 from proxyd.providers.base import LocalCount, UpstreamRequest, custom_headers, json_bytes
+from proxyd.providers.codex_collab import prepare_request
 from proxyd.providers.codex_session import ClientOrigin, codex_cache_id
 
 # The recorded reference build (newer than v6.9.0) presents itself as this Codex TUI, whatever the client sent.
@@ -20,6 +21,10 @@ _DROPPED_FIELDS = ("previous_response_id", "prompt_cache_retention", "safety_ide
                    "max_completion_tokens", "temperature", "top_p", "truncation", "context_management", "user")
 # The recorded build offers the Codex backend's image tool on every /responses call (never twice).
 IMAGE_GENERATION_TOOL = {"type": "image_generation", "output_format": "png"}
+
+
+def _no_models() -> str:
+    return ""
 
 
 def with_image_tool(tools: Any) -> list[Any]:
@@ -45,7 +50,8 @@ class CodexProvider(LocalCount):
         self, credential: Credential, upstream_model: str, body: dict[str, Any], *, stream: bool,
         client_headers: Mapping[str, str], origin: ClientOrigin | None = None,
     ) -> UpstreamRequest:
-        payload = dict(body)
+        overrides = origin.model_overrides if origin is not None and origin.model_overrides else _no_models
+        payload = prepare_request(dict(body), client_headers, overrides)
         payload["model"] = upstream_model
         payload["stream"] = True
         for name in _DROPPED_FIELDS:

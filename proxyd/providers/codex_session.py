@@ -7,7 +7,8 @@ client protocol, a hash of the client key, the leading instructions (each cut to
 of the first user message. The root is serialised as compact JSON, hashed (SHA-256, `ctx:v1:<hex>`), and
 scoped to the provider with a UUIDv5 in the OID namespace. The same conversation therefore keeps its id across
 turns and requests, and two client keys never share one. Chat clients without a derivable root fall back to a
-UUIDv5 of the client key alone.
+UUIDv5 of the client key alone. A spawned Codex sub-agent (`X-Openai-Subagent: collab_spawn`) derives nothing;
+on a Responses WebSocket it is keyed by the connection's own id.
 """
 
 from __future__ import annotations
@@ -15,12 +16,13 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import attrs
 
 from proxyd.protocols.base import WireProtocol
+from proxyd.providers.codex_collab import is_collab_spawn
 
 _ROOT_VERSION = "cpa-session-root-v1"
 _INSTRUCTION_LIMIT = 50
@@ -41,11 +43,15 @@ _FORMAT_NAMES = {
 
 @attrs.frozen
 class ClientOrigin:
-    """What the Codex provider needs to know about the client side: its protocol, raw body and API key."""
+    """What the Codex provider needs to know about the client side: its protocol, raw body and API key, and
+    (for Codex clients' collaboration tools, codex_collab.py) the list of models proxyd offers as overrides."""
 
     protocol: WireProtocol
     body: Mapping[str, Any]
     client_key: str | None = None
+    model_overrides: Callable[[], str] | None = None
+    connection_session: str | None = None
+    """the client connection's own session id (a Responses WebSocket): used when nothing is derived."""
 
 
 def _explicit(value: Any) -> str:
@@ -270,10 +276,13 @@ def codex_cache_id(origin: ClientOrigin, client_headers: Mapping[str, str]) -> s
     chat_or_responses = origin.protocol in (WireProtocol.OPENAI_RESPONSES, WireProtocol.OPENAI_CHAT)
     if chat_or_responses and isinstance(given, str) and given.strip():
         return given.strip() if origin.protocol is WireProtocol.OPENAI_CHAT else given
-    if not names_own_session(client_headers, body):
+    # A spawned sub-agent (X-Openai-Subagent: collab_spawn) is not its parent's conversation: nothing derived.
+    if not names_own_session(client_headers, body) and not is_collab_spawn(client_headers):
         identity = derived_identity(origin.protocol, body, origin.client_key)
         if identity:
             return provider_session_uuid("codex", identity)
+    if origin.connection_session and is_collab_spawn(client_headers):
+        return origin.connection_session
     if origin.protocol is WireProtocol.OPENAI_CHAT and origin.client_key and origin.client_key.strip():
         return str(uuid.uuid5(uuid.NAMESPACE_OID, f"cli-proxy-api:codex:prompt-cache:{origin.client_key.strip()}"))
     return ""

@@ -16,7 +16,7 @@ returns the JSON body.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import aiohttp
@@ -32,6 +32,7 @@ from proxyd.protocols.base import WireProtocol
 from proxyd.protocols.rewrite import rename_model
 from proxyd.providers.base import MAX_UPSTREAM_BODY, UpstreamRequest, json_bytes, read_capped, send
 from proxyd.providers.codex import CodexProvider
+from proxyd.providers.codex_collab import MODEL_LISTS, prepare_request, restore_text, restores_namespace
 from proxyd.providers.openai_compat import OpenAICompatProvider
 from proxyd.routes.custom_pipeline import exchange_for, pipeline_with
 
@@ -42,14 +43,16 @@ STREAM_REFUSED = "Streaming not supported for compact responses"
 _CODEX_DROPPED = ("previous_response_id", "prompt_cache_retention", "safety_identifier")
 
 
-def compact_request(candidate: Candidate, body: Mapping[str, Any],
-                    client_headers: Mapping[str, str]) -> UpstreamRequest:
-    """The upstream compact call for a Codex or OpenAI-compatible candidate."""
+def compact_request(candidate: Candidate, body: Mapping[str, Any], client_headers: Mapping[str, str],
+                    model_overrides: Callable[[], str] = lambda: "") -> UpstreamRequest:
+    """The upstream compact call for a Codex or OpenAI-compatible candidate (Codex: collaboration rules of
+    providers/codex_collab.py, `model_overrides` giving the spawn_agent model list)."""
     credential = candidate.route.credential
     payload = {k: v for k, v in body.items() if k != "stream"}
     payload["model"] = candidate.upstream_model
     provider = candidate.provider
     if isinstance(provider, CodexProvider):
+        payload = prepare_request(payload, client_headers, model_overrides)
         for name in _CODEX_DROPPED:
             payload.pop(name, None)
         payload.setdefault("instructions", "")
@@ -82,7 +85,9 @@ class CompactDispatchStage(DispatchStage):
 
     async def _attempt(self, exchange: Exchange, candidate: Candidate) -> None:
         body = await exchange.json_body()
-        request = compact_request(candidate, body, exchange.request.headers)
+        registry = exchange.runtime.registry
+        request = compact_request(candidate, body, exchange.request.headers,
+                                  lambda: MODEL_LISTS.text_for(registry))
         exchange.upstream = await send(exchange.session, request, timeouts_of(exchange))
         try:  # read whole here: a body cut short is this attempt's failure and moves on
             exchange.upstream_body = await read_capped(exchange.upstream.response, MAX_UPSTREAM_BODY)
@@ -99,6 +104,8 @@ class CompactWriteStage:
         raw = exchange.upstream_body or b""
         if not raw.strip():
             raise UpstreamError(502, b"upstream answered an empty compact body")
+        if restores_namespace(await exchange.json_body()):
+            raw = restore_text(raw)
         exchange.response = web.Response(status=200, body=rename_model(raw, json.dumps(exchange.model).encode()),
                                          content_type="application/json")
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import uuid
 import weakref
 from typing import Any
 
@@ -109,6 +110,7 @@ class _Connection:
         self.closed = asyncio.Event()
         self.turns = 0
         self.log = log.bind(request_id=request_id_of(request))
+        self.session_id = str(uuid.uuid4())  # this connection's own session (a sub-agent's prompt-cache id)
         self.sockets = CodexSockets()  # the upstream Codex WebSocket of this connection, when one is used
         self.steering = steering_enabled(request.app)
 
@@ -250,6 +252,7 @@ class _Connection:
         exchange = exchange_for(self.turn_request, WireProtocol.OPENAI_RESPONSES, turn.body, stream=True,
                                 request_id=rid)
         exchange.log = exchange.log.bind(transport="websocket", turn=self.turns)
+        exchange.connection_session = self.session_id
         writer = WebSocketWriterStage(self.send)
         self.sockets.turn = SocketTurn(turn.delta, turn.continues)
         pipeline = pipeline_with(self.request.app, writer, CodexSocketDispatch(self.sockets))
