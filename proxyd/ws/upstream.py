@@ -45,6 +45,7 @@ from proxyd.pipeline.dispatch import DispatchStage, timeouts_of
 from proxyd.pipeline.exchange import Candidate, Exchange
 from proxyd.protocols.sse import SSEEvent
 from proxyd.providers.base import UpstreamRequest, is_socks, json_bytes
+from proxyd.providers.codex_collab import MODEL_LISTS
 from proxyd.providers.codex_session import ClientOrigin
 
 log = structlog.get_logger(__name__)
@@ -344,7 +345,10 @@ class CodexSocketDispatch(DispatchStage):
         credential = candidate.route.credential
         body = self._with_thinking(exchange, candidate,
                                    exchange.translation.request_for(provider.protocol, candidate.upstream_model))
-        origin = ClientOrigin(exchange.protocol, exchange.translation.body, exchange.client_key)
+        registry = exchange.runtime.registry
+        origin = ClientOrigin(exchange.protocol, exchange.translation.body, exchange.client_key,
+                              model_overrides=lambda: MODEL_LISTS.text_for(registry),
+                              connection_session=exchange.connection_session)
         request = provider.build_request(credential, candidate.upstream_model, body, stream=True,  # type: ignore[call-arg]
                                          client_headers=exchange.request.headers, origin=origin)
         payload: dict[str, Any] = json.loads(request.body)
