@@ -48,7 +48,7 @@ def test_check_config_reports_every_problem(tmp_path: Path) -> None:
     assert result.returncode == 1
     out = result.stdout
     assert "port:" in out
-    assert "routing.strategy: must be one of round-robin, fill-first" in out
+    assert "routing.strategy: must be one of round-robin, fill-first, weighted-round-robin" in out
     assert "request-retry:" in out
     assert "Traceback" not in out + result.stderr
 

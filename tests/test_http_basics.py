@@ -23,7 +23,7 @@ CORS = {
     "Access-Control-Allow-Methods": "GET, POST, PUT, PATCH, DELETE, OPTIONS",
     "Access-Control-Allow-Headers": "*",
 }
-GENERATED_ID = re.compile(r"[0-9a-f]{16}")
+GENERATED_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")  # a random UUID
 
 
 @pytest.fixture

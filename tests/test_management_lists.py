@@ -13,6 +13,7 @@ import bcrypt
 import pytest
 from fakes import FakeOpenAIUpstream
 
+from proxyd.credentials.index import stable_index
 from proxyd.keys import CONFIG_STORE, RUNTIME
 
 KEY = "lists-management-key"
@@ -166,9 +167,10 @@ async def test_gemini_get_put(proxyd_factory: Any) -> None:
     server = await proxyd_factory(config(GEMINI))
     status, body = await call(server, "GET", "/gemini-api-key")
     assert status == 200
-    assert body == {"gemini-api-key": [
-        {"api-key": "AIza-one", "prefix": "team"},
-        {"api-key": "AIza-two", "base-url": "https://generativelanguage.example"},
+    assert body == {"gemini-api-key": [  # each with the recorded reference build's auth-index seed
+        {"api-key": "AIza-one", "prefix": "team", "auth-index": stable_index("gemini-api-key:+AIza-one")},
+        {"api-key": "AIza-two", "base-url": "https://generativelanguage.example",
+         "auth-index": stable_index("gemini-api-key:https://generativelanguage.example+AIza-two")},
     ]}
     new = [{"api-key": "AIza-one", "prefix": "team"}, {"api-key": "AIza-one"},  # duplicate: dropped
            {"api-key": " AIza-three ", "excluded-models": ["Gemini-2.5-*", "gemini-2.5-*"], "unknown": 1}]
@@ -252,7 +254,8 @@ async def test_claude_put_patch_delete(proxyd_factory: Any) -> None:
     status, body = await call(server, "GET", "/claude-api-key")
     assert status == 200
     assert body["claude-api-key"][0] == {"api-key": "sk-ant-1", "base-url": "", "proxy-url": "", "models": None,
-                                         "cloak": {"mode": "always"}}
+                                         "cloak": {"mode": "always"},
+                                         "auth-index": stable_index("claude-api-key:+sk-ant-1")}
     # claude is not de-duplicated; models with neither name nor alias are dropped
     patch = {"index": 1, "value": {"models": [{"name": "claude-x", "alias": "cx"}, {"name": "", "alias": ""}]}}
     assert (await call(server, "PATCH", "/claude-api-key", patch)) == OK
@@ -310,7 +313,8 @@ async def test_openai_compatibility_new_entry_routes(proxyd_factory: Any, fake_o
     status, body = await call(server, "GET", "/openai-compatibility")
     assert status == 200
     assert body["openai-compatibility"] == [{"name": "fresh", "base-url": fake_openai.base_url,
-                                             "api-key-entries": [{"api-key": "sk-up-9"}],
+                                             "api-key-entries": [{"api-key": "sk-up-9", "auth-index": stable_index(
+                                                 f"openai-compatibility:{fake_openai.base_url}+sk-up-9")}],
                                              "models": [{"name": "gpt-4o", "alias": "fresh-model"}]}]
     async with aiohttp.ClientSession() as s, s.post(
             f"{server.v1}/chat/completions", headers={"Authorization": "Bearer key-one"},

@@ -46,6 +46,7 @@ from proxyd.config.model import (
     Pprof,
     QuotaExceeded,
     RemoteManagement,
+    RequestScopedErrorRule,
     Routing,
     Streaming,
     TLSConfig,
@@ -87,6 +88,9 @@ LEGACY_KEYS: dict[str, str] = {
 }
 
 _ROUTING_ALIASES = {
+    "weighted-round-robin": "weighted-round-robin",
+    "weightedroundrobin": "weighted-round-robin",
+    "wrr": "weighted-round-robin",
     "": "round-robin",
     "round-robin": "round-robin",
     "roundrobin": "round-robin",
@@ -414,6 +418,48 @@ def normalize_excluded(values: Sequence[str]) -> tuple[str, ...]:
     return tuple(seen)
 
 
+MAX_WEIGHT = 1_000_000
+SCOPED_ACTIONS = ("stop", "stop-and-cooldown", "continue", "continue-and-cooldown")
+
+
+def _weight(r: _Reader, m: Any, path: Path_) -> int:
+    """``weight``: absent = 1; zero or negative = 0 (left out of weighted routing); above the maximum = error."""
+    if r.raw(m, "weight") in (_ABSENT, None):
+        return 1
+    value = r.int_(m, "weight", path, default=1)
+    if value > MAX_WEIGHT:
+        r.error((*path, "weight"), f"must not exceed {MAX_WEIGHT}", m, "weight")
+        return MAX_WEIGHT
+    return max(value, 0)
+
+
+def _scoped_errors(r: _Reader, m: Any, path: Path_) -> tuple[RequestScopedErrorRule, ...]:
+    """``request-scoped-errors``: rules without a status, an action or a match are dropped (warning)."""
+
+    def parse(item: Any, ipath: Path_) -> RequestScopedErrorRule | None:
+        action = r.str_(item, "action", ipath).strip().lower()
+        rule = RequestScopedErrorRule(
+            status=r.int_(item, "status", ipath),
+            match=tuple(v for v in (x.strip() for x in r.str_list(item, "match", ipath)) if v),
+            match_regexr=tuple(v for v in (x.strip() for x in r.str_list(item, "match-regexr", ipath)) if v),
+            action=action,
+        )
+        for j, pattern in enumerate(rule.match_regexr):
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                r.warn((*ipath, "match-regexr", j), f"invalid regular expression ({exc}); never matches")
+        if action not in SCOPED_ACTIONS:
+            r.warn(ipath, f"action must be one of {', '.join(SCOPED_ACTIONS)}; rule dropped")
+            return None
+        if rule.status <= 0 or not (rule.match or rule.match_regexr):
+            r.warn(ipath, "rule without status or match dropped")
+            return None
+        return rule
+
+    return tuple(r.items(m, "request-scoped-errors", path, parse))
+
+
 def _common(r: _Reader, m: Any, path: Path_) -> dict[str, Any]:
     return {
         "api_key": r.str_(m, "api-key", path).strip(),
@@ -424,6 +470,7 @@ def _common(r: _Reader, m: Any, path: Path_) -> dict[str, Any]:
         "headers": _headers(r, m, path),
         "models": _models(r, m, path),
         "excluded_models": normalize_excluded(r.str_list(m, "excluded-models", path)),
+        "weight": _weight(r, m, path),
     }
 
 
@@ -431,7 +478,7 @@ def _gemini_keys(r: _Reader, root: Any) -> tuple[GeminiKey, ...]:
     seen: dict[str, int] = {}
 
     def parse(item: Any, ipath: Path_) -> GeminiKey | None:
-        entry = GeminiKey(**_common(r, item, ipath))
+        entry = GeminiKey(**_common(r, item, ipath), request_scoped_errors=_scoped_errors(r, item, ipath))
         if not entry.api_key:
             r.warn(ipath, "entry without api-key dropped")
             return None
@@ -474,7 +521,8 @@ def _vertex_keys(r: _Reader, root: Any) -> tuple[VertexKey, ...]:
 
 def _codex_keys(r: _Reader, root: Any) -> tuple[CodexKey, ...]:
     def parse(item: Any, ipath: Path_) -> CodexKey | None:
-        entry = CodexKey(**_common(r, item, ipath), websockets=r.bool_(item, "websockets", ipath))
+        entry = CodexKey(**_common(r, item, ipath), websockets=r.bool_(item, "websockets", ipath),
+                         request_scoped_errors=_scoped_errors(r, item, ipath))
         if not entry.base_url:
             r.warn(ipath, "entry without base-url dropped")
             return None
@@ -503,7 +551,8 @@ def _cloak(r: _Reader, m: Any, path: Path_) -> ClaudeCloak | None:
 
 def _claude_keys(r: _Reader, root: Any) -> tuple[ClaudeKey, ...]:
     def parse(item: Any, ipath: Path_) -> ClaudeKey:
-        return ClaudeKey(**_common(r, item, ipath), cloak=_cloak(r, item, ipath))
+        return ClaudeKey(**_common(r, item, ipath), cloak=_cloak(r, item, ipath),
+                         request_scoped_errors=_scoped_errors(r, item, ipath))
 
     return tuple(r.items(root, "claude-api-key", (), parse))
 
@@ -511,7 +560,7 @@ def _claude_keys(r: _Reader, root: Any) -> tuple[ClaudeKey, ...]:
 def _openai_compat(r: _Reader, root: Any) -> tuple[OpenAICompatibility, ...]:
     def parse_entry(item: Any, ipath: Path_) -> ApiKeyEntry:
         key = r.str_(item, "api-key", ipath).strip()
-        return ApiKeyEntry(api_key=key, proxy_url=_proxy_url(r, item, ipath))
+        return ApiKeyEntry(api_key=key, proxy_url=_proxy_url(r, item, ipath), weight=_weight(r, item, ipath))
 
     def parse(item: Any, ipath: Path_) -> OpenAICompatibility | None:
         if r.raw(item, "api-keys") is not _ABSENT:
@@ -524,6 +573,7 @@ def _openai_compat(r: _Reader, root: Any) -> tuple[OpenAICompatibility, ...]:
             headers=_headers(r, item, ipath),
             models=_models(r, item, ipath),
             api_key_entries=tuple(r.items(item, "api-key-entries", ipath, parse_entry)),
+            request_scoped_errors=_scoped_errors(r, item, ipath),
         )
         if not entry.base_url:
             r.warn(ipath, "entry without base-url dropped")
@@ -721,7 +771,8 @@ def _build(r: _Reader, root: Mapping[Any, Any], config_version: int) -> Config:
     raw_strategy = r.str_(ro_m, "strategy", ("routing",))
     strategy = normalize_routing_strategy(raw_strategy)
     if strategy is None:
-        r.error(("routing", "strategy"), "must be one of round-robin, fill-first", ro_m, "strategy")
+        r.error(("routing", "strategy"), "must be one of round-robin, fill-first, weighted-round-robin", ro_m,
+                "strategy")
         strategy = "round-robin"
 
     st_m = r.map_(root, "streaming", ())

@@ -57,9 +57,9 @@ DEFAULT_PANEL_REPOSITORY = "https://github.com/router-for-me/Cli-Proxy-API-Manag
 DEFAULT_PPROF_ADDR = "127.0.0.1:8316"
 # Used by Config.resolved_auth_dir when auth-dir is empty (the reference's conventional location).
 DEFAULT_AUTH_DIR = "~/.cli-proxy-api"
-ROUTING_STRATEGIES: tuple[str, ...] = ("round-robin", "fill-first")
+ROUTING_STRATEGIES: tuple[str, ...] = ("round-robin", "fill-first", "weighted-round-robin")
 
-RoutingStrategy = Literal["round-robin", "fill-first"]
+RoutingStrategy = Literal["round-robin", "fill-first", "weighted-round-robin"]
 
 
 def attr_to_yaml_key(name: str) -> str:
@@ -88,6 +88,10 @@ _PROXY_URL = _doc("Per-entry proxy (see `proxy-url`); `direct` / `none` bypasses
 _HEADERS = _doc("Extra upstream headers; names and values trimmed, empty pairs dropped (warning).")
 _MODELS = _doc("Models this entry serves, renamed for clients.")
 _EXCLUDED = _doc("Hidden models; trimmed, lower-cased, de-duplicated. `*` wildcards: `gpt-5-*`, `*-mini`, `*flash*`.")
+_WEIGHT = _doc("Share of requests under `routing.strategy: weighted-round-robin` (integer up to 1000000); 0 or "
+               "less leaves the entry out of that strategy. Ignored by the other strategies.")
+_SCOPED = _doc("Rules for upstream errors of this entry that concern the request rather than the key: stop at "
+               "once or move on, with or without cooling the key down (see the `request-scoped-errors[].*` rows).")
 
 
 # --------------------------------------------------------------------------------------------- server
@@ -184,7 +188,8 @@ class Routing:
     strategy: RoutingStrategy = attrs.field(
         default='round-robin',
         metadata=_doc(
-            "`round-robin` or `fill-first`; also `roundrobin`, `rr`, `fillfirst`, `ff`, any case. Empty = "
+            "`round-robin`, `fill-first` or `weighted-round-robin` (keys in proportion to their `weight`); also "
+            "`roundrobin`, `rr`, `fillfirst`, `ff`, `weightedroundrobin`, `wrr`, any case. Empty = "
             "round-robin. Anything else is an error.",
         ),
     )
@@ -241,6 +246,24 @@ class ModelAlias:
 
 
 @attrs.frozen
+class RequestScopedErrorRule:
+    """One ``request-scoped-errors[]`` rule: an upstream error with this ``status`` whose body contains one of
+    ``match`` (or matches one of ``match-regexr``) is handled by ``action`` instead of the usual retry rules."""
+
+    status: int = attrs.field(default=0, metadata=_doc("HTTP status the rule applies to. Required."))
+    match: tuple[str, ...] = attrs.field(default=(), metadata=_doc("Substrings of the upstream error body."))
+    match_regexr: tuple[str, ...] = attrs.field(
+        default=(), metadata=_doc("Regular expressions searched in the upstream error body."))
+    action: str = attrs.field(
+        default="",
+        metadata=_doc(
+            "`stop` (answer this error, no cooldown), `stop-and-cooldown`, `continue` (try the next key, no "
+            "cooldown) or `continue-and-cooldown`. A rule needs a status, an action and a match.",
+        ),
+    )
+
+
+@attrs.frozen
 class GeminiKey:
     """One ``gemini-api-key[]`` entry (``api-key`` required, de-duplicated by key)."""
 
@@ -252,6 +275,8 @@ class GeminiKey:
     headers: dict[str, str] = attrs.field(factory=dict, metadata=_HEADERS)
     models: tuple[ModelAlias, ...] = attrs.field(default=(), metadata=_MODELS)
     excluded_models: tuple[str, ...] = attrs.field(default=(), metadata=_EXCLUDED)
+    weight: int = attrs.field(default=1, metadata=_WEIGHT)
+    request_scoped_errors: tuple[RequestScopedErrorRule, ...] = attrs.field(default=(), metadata=_SCOPED)
 
 
 @attrs.frozen
@@ -267,6 +292,8 @@ class CodexKey:
     models: tuple[ModelAlias, ...] = attrs.field(default=(), metadata=_MODELS)
     excluded_models: tuple[str, ...] = attrs.field(default=(), metadata=_EXCLUDED)
     websockets: bool = attrs.field(default=False, metadata=_doc("Use the upstream's Responses WebSocket transport."))
+    weight: int = attrs.field(default=1, metadata=_WEIGHT)
+    request_scoped_errors: tuple[RequestScopedErrorRule, ...] = attrs.field(default=(), metadata=_SCOPED)
 
 
 @attrs.frozen
@@ -322,6 +349,8 @@ class ClaudeKey:
             default="unset",
         ),
     )
+    weight: int = attrs.field(default=1, metadata=_WEIGHT)
+    request_scoped_errors: tuple[RequestScopedErrorRule, ...] = attrs.field(default=(), metadata=_SCOPED)
 
 
 @attrs.frozen
@@ -336,6 +365,7 @@ class VertexKey:
     headers: dict[str, str] = attrs.field(factory=dict, metadata=_HEADERS)
     models: tuple[ModelAlias, ...] = attrs.field(default=(), metadata=_MODELS)
     excluded_models: tuple[str, ...] = attrs.field(default=(), metadata=_EXCLUDED)
+    weight: int = attrs.field(default=1, metadata=_WEIGHT)
 
 
 @attrs.frozen
@@ -344,6 +374,7 @@ class ApiKeyEntry:
 
     api_key: str = attrs.field(default="", metadata=_API_KEY)
     proxy_url: str = attrs.field(default="", metadata=_PROXY_URL)
+    weight: int = attrs.field(default=1, metadata=_WEIGHT)
 
 
 @attrs.frozen
@@ -372,6 +403,7 @@ class OpenAICompatibility:
             "Upstream keys. Without entries one key-less credential is used.",
         ),
     )
+    request_scoped_errors: tuple[RequestScopedErrorRule, ...] = attrs.field(default=(), metadata=_SCOPED)
 
 
 @attrs.frozen

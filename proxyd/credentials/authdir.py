@@ -245,7 +245,7 @@ def _credential(name: str, data: Mapping[str, Any], provider: str, config: Confi
     return Credential(
         id=name, kind=kind, provider=provider, protocol=protocol, base_url=base.rstrip("/"), api_key=token,
         proxy_url=proxy_url, prefix=prefix, priority=priority or 0, models=models, owned_by=owned_by,
-        source=f"file:{name}", options=options,
+        source=f"file:{name}", options=options, auth_index=auth_index(f"file:{name}"),
     )
 
 

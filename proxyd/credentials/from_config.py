@@ -7,6 +7,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, Protocol
 
 from proxyd.config import Config, ModelAlias
+from proxyd.credentials.index import config_key_index
 from proxyd.credentials.model import Credential, ModelMapping, credential_id
 from proxyd.models import catalog
 from proxyd.protocols.base import WireProtocol
@@ -21,6 +22,7 @@ class _KeyEntry(Protocol):
     headers: dict[str, str]
     models: tuple[ModelAlias, ...]
     excluded_models: tuple[str, ...]
+    weight: int
 
 
 def wildcard_match(value: str, pattern: str) -> bool:
@@ -87,8 +89,9 @@ def _api_key_credentials(entries: Sequence[_KeyEntry], *, family: str, kind: str
             parts = [entry.api_key, entry.base_url, entry.proxy_url]
         else:  # the reference's current form: key, base, proxy, prefix, sorted headers (matches its recordings)
             parts = [entry.api_key, entry.base_url, entry.proxy_url, entry.prefix, _sorted_headers(entry.headers)]
+        cid = _unique(seen, credential_id(f"{provider}:apikey", *parts))
         yield Credential(
-            id=_unique(seen, credential_id(f"{provider}:apikey", *parts)),
+            id=cid,
             kind=kind,
             provider=provider,
             protocol=protocol,
@@ -102,6 +105,9 @@ def _api_key_credentials(entries: Sequence[_KeyEntry], *, family: str, kind: str
             owned_by=owned_by,
             source=f"config:{family}[{index}]",
             options=dict(extra or {}),
+            auth_index=config_key_index(family, entry.base_url, entry.api_key, cid),
+            weight=entry.weight,
+            scoped_errors=tuple(getattr(entry, "request_scoped_errors", ())),  # vertex keys have none
         )
 
 
@@ -120,8 +126,9 @@ def openai_compat_credentials(config: Config, seen: Counter[str]) -> Iterator[Cr
             api_key = key_entry.api_key if key_entry is not None else ""
             proxy_url = (key_entry.proxy_url if key_entry is not None else "") or config.proxy_url
             parts = (api_key, entry.base_url, proxy_url) if key_entry is not None else (entry.base_url,)
+            cid = _unique(seen, credential_id(kind, *parts))
             yield Credential(
-                id=_unique(seen, credential_id(kind, *parts)),
+                id=cid,
                 kind="openai-compatibility",
                 provider=provider,
                 protocol=WireProtocol.OPENAI_CHAT,
@@ -134,6 +141,9 @@ def openai_compat_credentials(config: Config, seen: Counter[str]) -> Iterator[Cr
                 models=models,
                 owned_by=entry.name or provider,
                 source=f"config:openai-compatibility[{index}]",
+                auth_index=config_key_index("openai-compatibility", entry.base_url, api_key, cid),
+                weight=key_entry.weight if key_entry is not None else 1,
+                scoped_errors=entry.request_scoped_errors,
             )
 
 

@@ -144,8 +144,9 @@ class CredentialManager:
 
     def mark_failure(self, credential: Credential, model: str, status: int, message: str, *,
                      hint: float | None = None, disable_cooling: bool = False, max_cooldown: float = 1800.0,
-                     ) -> float:
-        """Record a failed call; returns the cooldown applied in seconds (0 = none)."""
+                     force_cooldown: float = 0.0) -> float:
+        """Record a failed call; returns the cooldown applied in seconds (0 = none). ``force_cooldown`` is the
+        cooldown of a status that would not cool the credential otherwise (a `*-and-cooldown` scoped rule)."""
         state = self._states.get(credential.id)
         if state is None:
             return 0.0
@@ -156,6 +157,8 @@ class CredentialManager:
         model_state.last_status, model_state.last_error = status, message[:500]
         model_state.failed_at = self.clock()
         cooldown, reason = self._cooldown(model_state, status, hint, disable_cooling)
+        if cooldown <= 0 and force_cooldown > 0:
+            cooldown, reason = force_cooldown, "request_scoped"
         if hint is not None and cooldown > 0:
             cooldown = min(cooldown, max_cooldown)
         if cooldown > 0:
@@ -198,6 +201,11 @@ class CredentialManager:
                 model_state.transient_level += 1
             return delay, "unavailable"
         return 0.0, ""
+
+    def model_states(self, credential_id: str) -> list[str]:
+        """The models a credential has a cooldown state for (a failure was recorded since the last reset)."""
+        state = self._states.get(credential_id)
+        return list(state.models) if state is not None else []
 
     def clear_cooldown(self, credential_id: str, model: str | None = None) -> bool:
         """Lift a credential's cooldowns (one model, or all); False when the id is unknown."""

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from proxyd.credentials.index import stable_index
 from proxyd.protocols.base import WireProtocol
+
+if TYPE_CHECKING:
+    from proxyd.config import RequestScopedErrorRule
 
 
 @attrs.frozen
@@ -39,6 +43,14 @@ class Credential:
     owned_by: str = ""
     source: str = ""
     options: Mapping[str, Any] = attrs.field(factory=dict, eq=False, repr=False)  # kind-specific extras
+    auth_index: str = ""  # the stable 16-hex id of proxyd/credentials/index.py ("" = derived from `id`)
+    weight: int = 1  # share under `routing.strategy: weighted-round-robin`; 0 leaves it out there
+    scoped_errors: tuple[RequestScopedErrorRule, ...] = attrs.field(default=(), eq=False, repr=False)
+
+
+def auth_index_of(credential: Credential) -> str:
+    """The credential's `auth_index` (management API, usage details, `X-Cpa-Trace-Id`)."""
+    return credential.auth_index or stable_index(f"id:{credential.id}")
 
 
 def credential_id(kind: str, *parts: str) -> str:

@@ -69,8 +69,48 @@ class RoundRobinSelector:
             self._cursors[key] = position + 1
 
 
+class WeightedRoundRobinSelector:
+    """Smooth weighted round-robin per (model, priority), as the reference's `weighted-round-robin`: every request
+    adds each credential's `weight` to its running score and starts with the highest score (the first by id on a
+    tie), which then gives back the group's total weight, so weights 3:1 give 1,1,2,1,1,1,2,1. Credentials with
+    weight 0 are left out. The scores restart when the group's weights change (a key added, removed or
+    re-weighted). Failover within a request takes the others by score and moves no score."""
+
+    name = "weighted-round-robin"
+
+    def __init__(self) -> None:
+        self._weights: dict[tuple[str, int], dict[str, int]] = {}
+        self._scores: dict[tuple[str, int], dict[str, int]] = {}
+
+    def order(self, model: str, routes: list[Route]) -> list[Route]:
+        ordered: list[Route] = []
+        for group in _by_priority([r for r in routes if r.credential.weight > 0]):
+            ordered.extend(self._rotate((model, group[0].credential.priority), group))
+        return ordered
+
+    def _rotate(self, key: tuple[str, int], group: list[Route]) -> list[Route]:
+        weights = {r.credential.id: r.credential.weight for r in group}
+        if self._weights.get(key) != weights:
+            self._weights[key] = weights
+            self._scores[key] = dict.fromkeys(weights, 0)
+        scores = self._scores[key]
+        for cid, weight in weights.items():
+            scores[cid] += weight
+        best = max(group, key=lambda r: scores[r.credential.id])  # max keeps the first of equal scores
+        scores[best.credential.id] -= sum(weights.values())
+        rest = sorted((r for r in group if r is not best), key=lambda r: -scores[r.credential.id])
+        return [best, *rest]
+
+    def picked(self, model: str, route: Route) -> None:
+        return None
+
+
 def make_selector(strategy: str) -> Selector:
-    return FillFirstSelector() if strategy == "fill-first" else RoundRobinSelector()
+    if strategy == "fill-first":
+        return FillFirstSelector()
+    if strategy == "weighted-round-robin":
+        return WeightedRoundRobinSelector()
+    return RoundRobinSelector()
 
 
 class PoolRotation:

@@ -13,7 +13,8 @@ import aiohttp_cors
 from aiohttp import hdrs, web
 
 ALLOW_METHODS = "GET, POST, PUT, PATCH, DELETE, OPTIONS"
-EXPOSE_HEADERS = "X-Request-Id, Retry-After, Location, OpenAI-Request-Id, X-CPA-VERSION, X-CPA-COMMIT, X-CPA-BUILD-DATE"
+EXPOSE_HEADERS = ("X-CPA-TRACE-ID, X-Request-Id, Retry-After, Location, OpenAI-Request-Id, X-CPA-VERSION, "
+                  "X-CPA-COMMIT, X-CPA-BUILD-DATE")
 CORS_HEADERS: dict[str, str] = {
     "Access-Control-Allow-Origin": "*",
     "Access-Control-Allow-Methods": ALLOW_METHODS,

@@ -15,7 +15,7 @@ import time
 
 from aiohttp import hdrs, web
 
-from proxyd.http import access_log, cors, request_id, request_metrics
+from proxyd.http import access_log, cors, request_id, request_metrics, trace_id
 from proxyd.http.error_handling import answer_exception, must_propagate
 from proxyd.http.types import Handler
 
@@ -55,6 +55,7 @@ async def edge_middleware(request: web.Request, handler: Handler) -> web.StreamR
 
 async def _on_prepare(request: web.Request, response: web.StreamResponse) -> None:
     request_id.stamp_prepared(request, response)
+    trace_id.stamp(request, response)
     request_metrics.on_prepare(request, response)
     await cors.stamp(request, response)
 

@@ -9,7 +9,6 @@ echoed back.
 
 from __future__ import annotations
 
-import hashlib
 import ipaddress
 import json
 import socket
@@ -22,7 +21,7 @@ from aiohttp import web
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import DefaultResolver
 
-from proxyd.credentials.model import Credential
+from proxyd.credentials.model import Credential, auth_index_of
 from proxyd.http.body import read_limited
 from proxyd.keys import RUNTIME
 
@@ -37,24 +36,6 @@ PUBLIC_PROVIDER_HOSTS = frozenset({
     "cloudcode-pa.googleapis.com", "chatgpt.com", "api.openai.com", "openrouter.ai",
     "portal.qwen.ai", "apis.iflow.cn", "api.kimi.com",
 })
-
-
-def auth_index_of(credential: Credential) -> str:
-    """The reference's stable `auth_index` (§4.6): from the file name for auth files, else the config parts."""
-    if credential.source.startswith("file:"):
-        seed = credential.source
-    else:
-        token = credential.id.rsplit(":", 1)[-1]
-        family = credential.source.split("[", 1)[0].removeprefix("config:") or credential.kind
-        parts = [f"provider={credential.provider.lower()}"]
-        if credential.kind == "openai-compatibility":
-            parts.append(f"compat={credential.provider.lower()}")
-        parts += [f"base={credential.base_url}" if credential.base_url else "",
-                  f"proxy={credential.proxy_url}" if credential.proxy_url else "",
-                  f"api_key={credential.api_key}" if credential.api_key else "",
-                  f"source=config:{family}[{token}]"]
-        seed = "config:" + "\x00".join(p for p in parts if p)
-    return hashlib.sha256(seed.encode()).hexdigest()[:16]
 
 
 def _special(address: str) -> bool:

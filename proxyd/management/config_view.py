@@ -25,6 +25,7 @@ from proxyd.config import (
     PayloadFilterRule,
     PayloadModel,
     PayloadRule,
+    RequestScopedErrorRule,
     VertexKey,
 )
 
@@ -53,6 +54,23 @@ def _model(m: ModelAlias) -> JSON:
     return {"name": m.name, "alias": m.alias}
 
 
+def _scoped_rule(r: RequestScopedErrorRule) -> JSON:
+    out: JSON = {}
+    _put_nonempty(out, "status", r.status)
+    _put_nonempty(out, "match", list(r.match))
+    _put_nonempty(out, "match-regexr", list(r.match_regexr))
+    _put_nonempty(out, "action", r.action)
+    return out
+
+
+def _routing_extras(out: JSON, weight: int | None, rules: tuple[RequestScopedErrorRule, ...] = ()) -> JSON:
+    """Newer-build keys (`weight`, `request-scoped-errors`), shown only when set (1 is the default weight)."""
+    if weight is not None and weight != 1:
+        out["weight"] = weight
+    _put_nonempty(out, "request-scoped-errors", _list(rules, _scoped_rule))
+    return out
+
+
 def _gemini(k: GeminiKey) -> JSON:
     out: JSON = {"api-key": k.api_key}
     _put_nonempty(out, "priority", k.priority)
@@ -62,7 +80,7 @@ def _gemini(k: GeminiKey) -> JSON:
     _put_nonempty(out, "models", _list(k.models, _model))
     _put_nonempty(out, "headers", _sorted_map(k.headers))
     _put_nonempty(out, "excluded-models", list(k.excluded_models))
-    return out
+    return _routing_extras(out, k.weight, k.request_scoped_errors)
 
 
 def _cloak(c: ClaudeCloak) -> JSON:
@@ -86,7 +104,7 @@ def _claude(k: ClaudeKey) -> JSON:
     _put_nonempty(out, "excluded-models", list(k.excluded_models))
     if k.cloak is not None:
         out["cloak"] = _cloak(k.cloak)
-    return out
+    return _routing_extras(out, k.weight, k.request_scoped_errors)
 
 
 def _codex(k: CodexKey) -> JSON:
@@ -99,13 +117,13 @@ def _codex(k: CodexKey) -> JSON:
     out["models"] = _list(k.models, _model)
     _put_nonempty(out, "headers", _sorted_map(k.headers))
     _put_nonempty(out, "excluded-models", list(k.excluded_models))
-    return out
+    return _routing_extras(out, k.weight, k.request_scoped_errors)
 
 
 def _key_entry(e: ApiKeyEntry) -> JSON:
     out: JSON = {"api-key": e.api_key}
     _put_nonempty(out, "proxy-url", e.proxy_url)
-    return out
+    return _routing_extras(out, e.weight)
 
 
 def _openai(p: OpenAICompatibility) -> JSON:
@@ -116,7 +134,7 @@ def _openai(p: OpenAICompatibility) -> JSON:
     _put_nonempty(out, "api-key-entries", _list(p.api_key_entries, _key_entry))
     out["models"] = _list(p.models, _model)
     _put_nonempty(out, "headers", _sorted_map(p.headers))
-    return out
+    return _routing_extras(out, None, p.request_scoped_errors)
 
 
 def _vertex(k: VertexKey) -> JSON:
@@ -128,7 +146,7 @@ def _vertex(k: VertexKey) -> JSON:
     _put_nonempty(out, "headers", _sorted_map(k.headers))
     _put_nonempty(out, "models", _list(k.models, _model))
     _put_nonempty(out, "excluded-models", list(k.excluded_models))
-    return out
+    return _routing_extras(out, k.weight)
 
 
 def _ampcode(a: Ampcode) -> JSON:

@@ -4,6 +4,8 @@
 the reason and the upstream's last error, in-flight and success/failure counts; never a secret).
 `POST /v0/management/credentials/reset` with `{"id": "...", "model": "..."?}` (no id = every credential)
 lifts cooldowns — the reference's later `reset-quota`. A body over 64 KiB → `413 {"error": "request body too large"}`.
+`{"auth_index": "..."}` does it for one credential named by its stable index, as the recorded reference build:
+`{"status": "ok", "auth_index", "models": [...]}` (the models that had a state, else every model it serves).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import json
 
 from aiohttp import web
 
+from proxyd.credentials.model import auth_index_of
 from proxyd.http.body import read_limited
 from proxyd.keys import RUNTIME
 
@@ -43,3 +46,26 @@ async def reset_cooldown(request: web.Request) -> web.StreamResponse:
         if not manager.clear_cooldown(one, model):
             return web.json_response({"error": "credential not found"}, status=404)
     return web.json_response({"status": "ok", "reset": ids})
+
+
+async def reset_quota(request: web.Request) -> web.StreamResponse:
+    """Lift every cooldown of the credential whose `auth_index` the body names."""
+    runtime = request.app[RUNTIME].current
+    try:
+        body = json.loads(await request.read())
+    except ValueError:
+        body = None
+    if not isinstance(body, dict) or not isinstance(body.get("auth_index", ""), str):
+        return web.json_response({"error": "invalid request body"}, status=400)
+    wanted = str(body.get("auth_index", "")).strip()
+    if not wanted:
+        return web.json_response({"error": "auth_index is required"}, status=400)
+    credential = next((c for c in runtime.credentials if auth_index_of(c) == wanted), None)
+    if credential is None:
+        return web.json_response({"error": "auth not found"}, status=404)
+    manager = runtime.manager
+    models = sorted(manager.model_states(credential.id))
+    if not models:
+        models = sorted({m.exposed for m in credential.models})
+    manager.clear_cooldown(credential.id)
+    return web.json_response({"status": "ok", "auth_index": wanted, "models": models})

@@ -22,6 +22,8 @@ from aiohttp import web
 
 from proxyd.config import Config
 from proxyd.config.load import normalize_excluded
+from proxyd.credentials.from_config import credentials_from_config
+from proxyd.credentials.model import auth_index_of
 from proxyd.keys import CONFIG_STORE
 from proxyd.management.config_view import config_json
 from proxyd.management.persist import REMOVE, BadBody, Changes, Refusal, commit, read_json, sanitized, yaml_plain
@@ -37,15 +39,17 @@ Wrap = Callable[[Handler], Handler]
 Spec = Any
 
 _MODEL: Spec = {"name": "str", "alias": "str"}
+_SCOPED: Spec = ("list", {"status": "int", "match": "strlist", "match-regexr": "strlist", "action": "str"})
 _COMMON: dict[str, Spec] = {
     "api-key": "str", "priority": "int", "prefix": "str", "base-url": "str", "proxy-url": "str",
-    "headers": "headers", "models": ("list", _MODEL), "excluded-models": "strlist",
+    "headers": "headers", "models": ("list", _MODEL), "excluded-models": "strlist", "weight": "int",
 }
+_RULED: dict[str, Spec] = {**_COMMON, "request-scoped-errors": _SCOPED}
 _CLOAK: Spec = {"mode": "str", "strict-mode": "bool", "sensitive-words": "strlist", "cache-user-id": "bool"}
 _OPENAI: dict[str, Spec] = {
     "name": "str", "priority": "int", "prefix": "str", "base-url": "str",
-    "api-key-entries": ("list", {"api-key": "str", "proxy-url": "str"}), "models": ("list", _MODEL),
-    "headers": "headers",
+    "api-key-entries": ("list", {"api-key": "str", "proxy-url": "str", "weight": "int"}),
+    "models": ("list", _MODEL), "headers": "headers", "request-scoped-errors": _SCOPED,
 }
 
 
@@ -207,16 +211,18 @@ class ObjectList:
         return self.name.replace("-", "_")
 
 
-_PATCH_COMMON = ("api-key", "prefix", "base-url", "proxy-url", "headers", "excluded-models")
+_PATCH_COMMON = ("api-key", "prefix", "base-url", "proxy-url", "headers", "excluded-models", "weight")
+_PATCH_RULED = (*_PATCH_COMMON, "request-scoped-errors")
 
 OBJECT_LISTS: tuple[ObjectList, ...] = (
-    ObjectList("gemini-api-key", _COMMON, _PATCH_COMMON, delete_when_blank=("api-key",), missing_delete_404=True),
-    ObjectList("claude-api-key", {**_COMMON, "cloak": _CLOAK}, (*_PATCH_COMMON, "models"), drop_blank_models=True),
-    ObjectList("codex-api-key", {**_COMMON, "websockets": "bool"}, (*_PATCH_COMMON, "models"),
+    ObjectList("gemini-api-key", _RULED, _PATCH_RULED, delete_when_blank=("api-key",), missing_delete_404=True),
+    ObjectList("claude-api-key", {**_RULED, "cloak": _CLOAK}, (*_PATCH_RULED, "models"), drop_blank_models=True),
+    ObjectList("codex-api-key", {**_RULED, "websockets": "bool"}, (*_PATCH_RULED, "models"),
                delete_when_blank=("base-url",)),
     ObjectList("vertex-api-key", _COMMON, (*_PATCH_COMMON, "models"), delete_when_blank=("api-key", "base-url"),
                require_api_key=True),
-    ObjectList("openai-compatibility", _OPENAI, ("name", "prefix", "base-url", "api-key-entries", "models", "headers"),
+    ObjectList("openai-compatibility", _OPENAI,
+               ("name", "prefix", "base-url", "api-key-entries", "models", "headers", "request-scoped-errors"),
                delete_when_blank=("base-url",), match_field="name", match_param="name", delete_param="name"),
 )
 
@@ -234,9 +240,36 @@ def _current(kind: ObjectList, config: Config) -> list[dict[str, Any]]:
     return [yaml_plain(e) for e in getattr(config, kind.attr)]
 
 
+_CREDENTIAL_KINDS = {"gemini-api-key": "gemini", "claude-api-key": "claude", "codex-api-key": "codex",
+                     "vertex-api-key": "vertex"}
+
+
+def _with_auth_index(kind: ObjectList, config: Config, entries: list[dict[str, Any]] | None) -> Any:
+    """The list as the recorded reference build shows it: each key with its `auth-index` (the stable index of
+    the credential it makes, proxyd/credentials/index.py); an OpenAI-compatible provider per key entry, or on
+    the provider itself when it has no key entries."""
+    if not entries:
+        return entries
+    credentials = credentials_from_config(config)
+    if kind.name == "openai-compatibility":
+        compat = iter(c for c in credentials if c.kind == "openai-compatibility")
+        for provider, entry in zip(config.openai_compatibility, entries, strict=False):
+            if provider.api_key_entries:
+                for key_entry in entry.get("api-key-entries") or []:
+                    key_entry["auth-index"] = auth_index_of(next(compat))
+            else:
+                entry["auth-index"] = auth_index_of(next(compat))
+        return entries
+    made = [c for c in credentials if c.kind == _CREDENTIAL_KINDS[kind.name]]
+    for entry, credential in zip(entries, made, strict=False):
+        entry["auth-index"] = auth_index_of(credential)
+    return entries
+
+
 def _object_get(kind: ObjectList) -> Handler:
     async def get(request: web.Request) -> web.StreamResponse:
-        return web.json_response({kind.name: config_json(request.app[CONFIG_STORE].current)[kind.name]})
+        config = request.app[CONFIG_STORE].current
+        return web.json_response({kind.name: _with_auth_index(kind, config, config_json(config)[kind.name])})
 
     return get
 

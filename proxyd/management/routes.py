@@ -160,6 +160,8 @@ def add_management_routes(app: web.Application, *, env_secret: str | None = None
         web.put(f"{PREFIX}/config.yaml", guarded(put_config_yaml)),
         web.get(f"{PREFIX}/credentials", guarded(credentials.list_credentials), allow_head=False),
         web.post(f"{PREFIX}/credentials/reset", guarded(credentials.reset_cooldown)),
+        web.post(f"{PREFIX}/reset-quota", guarded(credentials.reset_quota)),
+        web.post("/v8/management/routing/cooldown/reset", guarded(credentials.reset_quota)),  # the newer tree
         # auth-files (§3.11)
         web.get(f"{PREFIX}/auth-files", guarded(auth_files.list_auth_files), allow_head=False),
         web.get(f"{PREFIX}/auth-files/models", guarded(auth_files.models_of_auth_file), allow_head=False),

@@ -12,7 +12,9 @@ import aiohttp
 
 from proxyd.credentials.hints import error_summary, reset_hint
 from proxyd.credentials.manager import ModelState
-from proxyd.credentials.model import Credential
+from proxyd.credentials.model import Credential, auth_index_of
+from proxyd.credentials.scoped_errors import FORCED_COOLDOWN_SECONDS, cools, scoped_action, stops
+from proxyd.http import trace_id
 from proxyd.http.errors import ProxyError, UpstreamError
 from proxyd.metrics import upstream_timer
 from proxyd.pipeline.exchange import Attempt, Candidate, Exchange
@@ -70,6 +72,7 @@ class _Pass(enum.Enum):
 
     OK = "ok"
     FINAL = "final"  # a failure that must not be retried, or no usable credential left to retry with
+    STOP = "stop"  # a `request-scoped-errors` rule says: answer this failure now (no retry of any kind)
     AGAIN = "again"  # every attempt failed retryably and a credential tried is still usable: another round
 
 
@@ -126,6 +129,9 @@ class DispatchStage:
                 raise self._cooldown_error(exchange) from None
             if outcome is _Pass.OK:
                 return
+            if outcome is _Pass.STOP:
+                assert exchange.last_error is not None
+                raise exchange.last_error
             if outcome is _Pass.AGAIN and rounds < config.request_retry:
                 rounds += 1
                 continue
@@ -153,6 +159,7 @@ class DispatchStage:
                     break
             tried[candidate.credential_id] = credential
             exchange.runtime.selector.picked(model, candidate.route)
+            trace_id.note(exchange.request, auth_index_of(credential))
             manager.acquire(credential)
             try:
                 with upstream_timer(credential.provider):
@@ -160,8 +167,12 @@ class DispatchStage:
             except UpstreamError as error:
                 manager.release(credential)
                 await exchange.aclose()
-                self._record_failure(exchange, candidate, error)
-                if error.status not in RETRYABLE_STATUSES:
+                action = scoped_action(credential.scoped_errors, error.status, error.text) \
+                    if credential.scoped_errors else None
+                self._record_failure(exchange, candidate, error, action)
+                if stops(action):
+                    return _Pass.STOP
+                if action is None and error.status not in RETRYABLE_STATUSES:
                     return _Pass.FINAL
                 continue
             except BaseException:
@@ -184,7 +195,9 @@ class DispatchStage:
             raise _Cooling(min(recoveries))
         return _Pass.FINAL
 
-    def _record_failure(self, exchange: Exchange, candidate: Candidate, error: UpstreamError) -> None:
+    def _record_failure(self, exchange: Exchange, candidate: Candidate, error: UpstreamError,
+                        action: str | None = None) -> None:
+        """Note the failed attempt and cool its credential down, as a matching scoped rule (`action`) says."""
         config = exchange.runtime.config
         exchange.last_error = error
         exchange.capture.upstream_error(error.status, error.body, error.headers)
@@ -194,11 +207,14 @@ class DispatchStage:
         )
         exchange.runtime.manager.observe_quota(candidate.route.credential, error.headers)
         cooldown = 0.0
-        if not exchange.count:  # count failures do not cool credentials down (routing.md §4.2)
+        forced = cools(action)
+        # count failures do not cool credentials down (routing.md §4.2); a plain `stop`/`continue` rule neither
+        if not exchange.count and (action is None or forced):
             cooldown = exchange.runtime.manager.mark_failure(
                 candidate.route.credential, exchange.route_model, error.status, error.text,
                 hint=reset_hint(error.headers, error.body) if error.status in (429, 503) else None,
-                disable_cooling=config.disable_cooling, max_cooldown=config.max_cooldown_seconds,
+                disable_cooling=config.disable_cooling and not forced, max_cooldown=config.max_cooldown_seconds,
+                force_cooldown=FORCED_COOLDOWN_SECONDS if forced else 0.0,
             )
         exchange.log.warning("upstream attempt failed", credential=candidate.credential_id,
                              upstream_model=candidate.upstream_model, status=error.status,

@@ -8,6 +8,7 @@ import time
 
 import attrs
 
+from proxyd.credentials.model import auth_index_of
 from proxyd.pipeline.exchange import Exchange
 
 
@@ -47,6 +48,7 @@ class RequestRecord:
     cached_tokens: int = 0
     reasoning_tokens: int = 0
     total_tokens: int = 0
+    auth_index: str = ""  # the credential's stable index (proxyd/credentials/index.py)
 
 
 def record_of(exchange: Exchange, status: int) -> RequestRecord:
@@ -73,4 +75,5 @@ def record_of(exchange: Exchange, status: int) -> RequestRecord:
         cached_tokens=usage.cached_tokens if usage else 0,
         reasoning_tokens=usage.reasoning_tokens if usage else 0,
         total_tokens=usage.total if usage else 0,
+        auth_index=auth_index_of(chosen.route.credential) if chosen else "",
     )

@@ -235,7 +235,7 @@ class UsageStats:
         detail = Detail.normalized(
             timestamp=record.timestamp - latency / 1000.0,  # when the call started, as the reference
             source=record.credential_id,
-            auth_index=auth_index_of(record.credential_id),
+            auth_index=record.auth_index or auth_index_of(record.credential_id),
             input_tokens=max(record.input_tokens, 0),
             output_tokens=max(record.output_tokens, 0),
             reasoning_tokens=max(record.reasoning_tokens, 0),

@@ -188,7 +188,7 @@ claude-api-key:
         "api-keys": "must be a list of strings",
         "debug": "must be a boolean (true or false)",
         "logging-to-file": "must be a boolean (true or false)",
-        "routing.strategy": "must be one of round-robin, fill-first",
+        "routing.strategy": "must be one of round-robin, fill-first, weighted-round-robin",
         "proxy-url": 'must be empty, "direct", "none", or a socks5/http/https URL with a host',
         "trusted-proxies[1]": "not a valid IP address or CIDR network: 'not-a-network'",
         "request-body-limit-mb": "must be an integer >= 1",
@@ -206,7 +206,8 @@ claude-api-key:
     by_path = {p.path: p for p in result.problems}
     assert by_path["port"].line == 1
     assert by_path["routing.strategy"].line == 6
-    assert str(by_path["routing.strategy"]) == "routing.strategy: must be one of round-robin, fill-first"
+    assert str(by_path["routing.strategy"]) == (
+        "routing.strategy: must be one of round-robin, fill-first, weighted-round-robin")
 
 
 def test_problem_str_format() -> None:

@@ -82,7 +82,7 @@ def test_open_invalid_raises_with_every_problem(tmp_path: Path) -> None:
         ConfigStore.open(path)
     text = str(info.value)
     assert "port: must be an integer" in text
-    assert "routing.strategy: must be one of round-robin, fill-first" in text
+    assert "routing.strategy: must be one of round-robin, fill-first, weighted-round-robin" in text
     assert "debug: must be a boolean (true or false)" in text
     assert len(info.value.problems) == 3
 
@@ -268,7 +268,8 @@ async def test_edit_writes_file_and_swaps(store: ConfigStore, config_path: Path)
 async def test_invalid_edit_is_not_written(store: ConfigStore, config_path: Path) -> None:
     result = await store.edit(lambda doc: doc.set(("routing", "strategy"), "zigzag"))
     assert not result.ok
-    assert [str(p) for p in result.errors] == ["routing.strategy: must be one of round-robin, fill-first"]
+    assert [str(p) for p in result.errors] == [
+        "routing.strategy: must be one of round-robin, fill-first, weighted-round-robin"]
     assert read(config_path) == BASE
     assert store.current.routing.strategy == "round-robin"
 

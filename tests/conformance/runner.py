@@ -32,7 +32,7 @@ from .compare import (
     pointer_regex,
 )
 from .mock import MockUpstream
-from .reqlogs import golden_logs, observed_logs
+from .reqlogs import MOCK_SERVER, golden_logs, observed_logs
 from .scripts import Plan, plan_for
 from .skiplist import SkipList
 
@@ -138,6 +138,18 @@ def _denormalise(value: Any, mock_port: int, server_port: int) -> Any:
     return value
 
 
+def _drop_mock_server_header(obs: dict[str, Any]) -> None:
+    """A harness artefact, as in request logs: the Python mock's own `Server` header in the upstream header map
+    an `/api-call` answer relays (the recorder's mock sent none)."""
+    body = obs.get("body") or {}
+    value = body.get("value") if body.get("type") == "json" else None
+    header = value.get("header") if isinstance(value, dict) else None
+    if isinstance(header, dict):
+        server = header.get("Server")
+        if isinstance(server, list) and server and all(isinstance(v, str) and MOCK_SERVER.match(v) for v in server):
+            del header["Server"]
+
+
 def _compares_logs(scenario: dict[str, Any]) -> bool:
     """Request-log files are compared where the golden captured them; a reqlog scenario without the key
     recorded that no file was written."""
@@ -213,6 +225,7 @@ async def run_scenario(
                     obs = await play_ws(session, base, request)
                 else:
                     obs = await play_http(session, base, _denormalise(request, mock.port, server_port), str(work))
+                    _drop_mock_server_header(obs)
                 observed["steps"].append({"response": obs})
         if _compares_logs(scenario):
             logs_dir = await _request_logs_dir(app)

@@ -78,7 +78,9 @@ def _route_plan(rest: list[str]) -> Plan:
             plan.script = _script(once(error(500), credential="sk-claude-1"))
         return plan
     if head == "wrr":
-        return Plan(_script(), key_patches={"claude-api-key": [{"weight": 3}, {"weight": 1}]})
+        # the reference weighs keys only under `weighted-round-robin` (its round-robin would alternate 1,2,1,2)
+        return Plan(_script(), {"routing": {"strategy": "weighted-round-robin"}},
+                    key_patches={"claude-api-key": [{"weight": 3}, {"weight": 1}]})
     if name == "priority.healthy":
         return Plan(_script(), key_patches={"claude-api-key": [{"priority": 1}, {"priority": 10}]})
     if name == "priority.fallback":
@@ -116,16 +118,15 @@ def _route_plan(rest: list[str]) -> Plan:
         return Plan(_script(always(error(500))))
     if name == "cooling.all_cooling_401":
         return Plan(_script(always(error(401))))
+    # request-scoped-errors rules live on the key entries and need a body match (the reference's schema; the
+    # recorder's exact rule text is not in the copy: these match the mock's error message)
     if name == "scoped.stop":
-        return Plan(
-            _script(once(error(429))),
-            {"request-scoped-errors": [{"status": 429, "action": "stop"}]},
-        )
+        rules = {"request-scoped-errors": [{"status": 429, "match": ["mock upstream error 429"], "action": "stop"}]}
+        return Plan(_script(once(error(429))), key_patches={"claude-api-key": [rules, rules]})
     if name == "scoped.continue_cooldown":
-        return Plan(
-            _script(once(error(400))),
-            {"request-scoped-errors": [{"status": 400, "action": "continue", "cooldown": True}]},
-        )
+        rules = {"request-scoped-errors": [
+            {"status": 400, "match": ["mock upstream error 400"], "action": "continue-and-cooldown"}]}
+        return Plan(_script(once(error(400))), key_patches={"claude-api-key": [rules, rules]})
     if name == "400_context_length":
         body = {
             "error": {
