@@ -270,6 +270,19 @@ async def test_claude_put_patch_delete(proxyd_factory: Any) -> None:
     assert len(current(server).claude_api_key) == 1
 
 
+async def test_new_entries_are_written_with_their_models_list(proxyd_factory: Any) -> None:
+    """As the reference writes a new list node whole: a key new to the list reads back with `models: []`, a key
+    already in the file keeps its absent `models` (`null`)."""
+    server = await proxyd_factory(config(CLAUDE))
+    items = [{"api-key": "sk-ant-1", "cloak": {"mode": "always"}}, {"api-key": "sk-new", "base-url": "http://x"}]
+    assert (await call(server, "PUT", "/claude-api-key", items)) == OK
+    status, body = await call(server, "GET", "/claude-api-key")
+    assert status == 200
+    assert [e["models"] for e in body["claude-api-key"]] == [None, []]
+    assert current(server).claude_api_key[1].models == ()
+    assert "    models: []\n" in server.config_path.read_text()
+
+
 CODEX = """\
 codex-api-key:
   - api-key: "cx-1"

@@ -80,7 +80,10 @@ def _hints(cls: type) -> dict[str, Any]:
 
 
 def _entry_class(tp: Any) -> type | None:
-    """The attrs class of ``tuple[C, ...]`` (a list of entries), else ``None``."""
+    """The attrs class of ``tuple[C, ...]`` (a list of entries, also ``| None``), else ``None``."""
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        return _entry_class(args[0]) if len(args) == 1 else None
     if typing.get_origin(tp) is tuple:
         args = typing.get_args(tp)
         if args and attrs.has(args[0]):

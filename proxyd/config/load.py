@@ -460,6 +460,14 @@ def _scoped_errors(r: _Reader, m: Any, path: Path_) -> tuple[RequestScopedErrorR
     return tuple(r.items(m, "request-scoped-errors", path, parse))
 
 
+def _listed(r: _Reader, m: Any, fields: dict[str, Any]) -> dict[str, Any]:
+    """Claude/Codex/compat entries tell an absent `models` (None) from an empty list, as the reference's
+    management API shows them (`null` / `[]`)."""
+    if r.raw(m, "models") in (_ABSENT, None):
+        fields["models"] = None
+    return fields
+
+
 def _common(r: _Reader, m: Any, path: Path_) -> dict[str, Any]:
     return {
         "api_key": r.str_(m, "api-key", path).strip(),
@@ -521,7 +529,7 @@ def _vertex_keys(r: _Reader, root: Any) -> tuple[VertexKey, ...]:
 
 def _codex_keys(r: _Reader, root: Any) -> tuple[CodexKey, ...]:
     def parse(item: Any, ipath: Path_) -> CodexKey | None:
-        entry = CodexKey(**_common(r, item, ipath), websockets=r.bool_(item, "websockets", ipath),
+        entry = CodexKey(**_listed(r, item, _common(r, item, ipath)), websockets=r.bool_(item, "websockets", ipath),
                          request_scoped_errors=_scoped_errors(r, item, ipath))
         if not entry.base_url:
             r.warn(ipath, "entry without base-url dropped")
@@ -551,7 +559,7 @@ def _cloak(r: _Reader, m: Any, path: Path_) -> ClaudeCloak | None:
 
 def _claude_keys(r: _Reader, root: Any) -> tuple[ClaudeKey, ...]:
     def parse(item: Any, ipath: Path_) -> ClaudeKey:
-        return ClaudeKey(**_common(r, item, ipath), cloak=_cloak(r, item, ipath),
+        return ClaudeKey(**_listed(r, item, _common(r, item, ipath)), cloak=_cloak(r, item, ipath),
                          request_scoped_errors=_scoped_errors(r, item, ipath))
 
     return tuple(r.items(root, "claude-api-key", (), parse))
@@ -571,7 +579,7 @@ def _openai_compat(r: _Reader, root: Any) -> tuple[OpenAICompatibility, ...]:
             prefix=_prefix(r, item, ipath),
             priority=r.int_(item, "priority", ipath),
             headers=_headers(r, item, ipath),
-            models=_models(r, item, ipath),
+            models=None if r.raw(item, "models") in (_ABSENT, None) else _models(r, item, ipath),
             api_key_entries=tuple(r.items(item, "api-key-entries", ipath, parse_entry)),
             request_scoped_errors=_scoped_errors(r, item, ipath),
         )

@@ -87,6 +87,9 @@ _BASE_URL = _doc("Upstream endpoint.", default="provider default")
 _PROXY_URL = _doc("Per-entry proxy (see `proxy-url`); `direct` / `none` bypasses every proxy.")
 _HEADERS = _doc("Extra upstream headers; names and values trimmed, empty pairs dropped (warning).")
 _MODELS = _doc("Models this entry serves, renamed for clients.")
+_LISTED_MODELS = _doc("Models this entry serves, renamed for clients. An empty list and an absent key serve the "
+                      "same; the management API shows them as `[]` and `null`.", type="list of entries",
+                      default="`[]`")
 _EXCLUDED = _doc("Hidden models; trimmed, lower-cased, de-duplicated. `*` wildcards: `gpt-5-*`, `*-mini`, `*flash*`.")
 _WEIGHT = _doc("Share of requests under `routing.strategy: weighted-round-robin` (integer up to 1000000); 0 or "
                "less leaves the entry out of that strategy. Ignored by the other strategies.")
@@ -289,7 +292,7 @@ class CodexKey:
     base_url: str = attrs.field(default="", metadata=_BASE_URL)
     proxy_url: str = attrs.field(default="", metadata=_PROXY_URL)
     headers: dict[str, str] = attrs.field(factory=dict, metadata=_HEADERS)
-    models: tuple[ModelAlias, ...] = attrs.field(default=(), metadata=_MODELS)
+    models: tuple[ModelAlias, ...] | None = attrs.field(default=None, metadata=_LISTED_MODELS)
     excluded_models: tuple[str, ...] = attrs.field(default=(), metadata=_EXCLUDED)
     websockets: bool = attrs.field(default=False, metadata=_doc("Use the upstream's Responses WebSocket transport."))
     weight: int = attrs.field(default=1, metadata=_WEIGHT)
@@ -340,7 +343,7 @@ class ClaudeKey:
     base_url: str = attrs.field(default="", metadata=_BASE_URL)
     proxy_url: str = attrs.field(default="", metadata=_PROXY_URL)
     headers: dict[str, str] = attrs.field(factory=dict, metadata=_HEADERS)
-    models: tuple[ModelAlias, ...] = attrs.field(default=(), metadata=_MODELS)
+    models: tuple[ModelAlias, ...] | None = attrs.field(default=None, metadata=_LISTED_MODELS)
     excluded_models: tuple[str, ...] = attrs.field(default=(), metadata=_EXCLUDED)
     cloak: ClaudeCloak | None = attrs.field(
         default=None,
@@ -391,10 +394,12 @@ class OpenAICompatibility:
     prefix: str = attrs.field(default="", metadata=_PREFIX)
     priority: int = attrs.field(default=0, metadata=_PRIORITY)
     headers: dict[str, str] = attrs.field(factory=dict, metadata=_HEADERS)
-    models: tuple[ModelAlias, ...] = attrs.field(
-        default=(),
+    models: tuple[ModelAlias, ...] | None = attrs.field(
+        default=None,
         metadata=_doc(
-            "Models served; repeating one `alias` over several models makes a pool used in turn.",
+            "Models served; repeating one `alias` over several models makes a pool used in turn. An empty list "
+            "and an absent key serve the same (nothing); the management API shows them as `[]` and `null`.",
+            type="list of entries", default="`[]`",
         ),
     )
     api_key_entries: tuple[ApiKeyEntry, ...] = attrs.field(

@@ -20,7 +20,7 @@ class _KeyEntry(Protocol):
     base_url: str
     proxy_url: str
     headers: dict[str, str]
-    models: tuple[ModelAlias, ...]
+    models: tuple[ModelAlias, ...] | None
     excluded_models: tuple[str, ...]
     weight: int
 
@@ -59,7 +59,7 @@ def _unique(seen: Counter[str], base: str) -> str:
     return base if n == 0 else f"{base}-{n}"
 
 
-def _mappings(configured: Sequence[ModelAlias], default_section: str, excluded: Iterable[str],
+def _mappings(configured: Sequence[ModelAlias] | None, default_section: str, excluded: Iterable[str],
               owned_by: str, kind_type: str) -> tuple[ModelMapping, ...]:
     patterns = tuple(excluded)
     out: list[ModelMapping] = []
@@ -119,7 +119,7 @@ def openai_compat_credentials(config: Config, seen: Counter[str]) -> Iterator[Cr
         models = tuple(
             ModelMapping(upstream=m.name, exposed=m.alias or m.name, user_defined=True,
                          info={"owned_by": entry.name or provider, "type": "openai-compatibility"})
-            for m in entry.models if m.name
+            for m in entry.models or () if m.name
         )
         keys = list(entry.api_key_entries) or [None]
         for key_entry in keys:

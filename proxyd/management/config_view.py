@@ -54,6 +54,11 @@ def _model(m: ModelAlias) -> JSON:
     return {"name": m.name, "alias": m.alias}
 
 
+def _listed_models(models: tuple[ModelAlias, ...] | None) -> list[JSON] | None:
+    """`null` for an absent `models`, `[]` for an empty list (Go's nil and empty slices)."""
+    return None if models is None else [_model(m) for m in models]
+
+
 def _scoped_rule(r: RequestScopedErrorRule) -> JSON:
     out: JSON = {}
     _put_nonempty(out, "status", r.status)
@@ -99,7 +104,7 @@ def _claude(k: ClaudeKey) -> JSON:
     _put_nonempty(out, "prefix", k.prefix)
     out["base-url"] = k.base_url
     out["proxy-url"] = k.proxy_url
-    out["models"] = _list(k.models, _model)
+    out["models"] = _listed_models(k.models)
     _put_nonempty(out, "headers", _sorted_map(k.headers))
     _put_nonempty(out, "excluded-models", list(k.excluded_models))
     if k.cloak is not None:
@@ -114,7 +119,7 @@ def _codex(k: CodexKey) -> JSON:
     out["base-url"] = k.base_url
     _put_nonempty(out, "websockets", k.websockets)
     out["proxy-url"] = k.proxy_url
-    out["models"] = _list(k.models, _model)
+    out["models"] = _listed_models(k.models)
     _put_nonempty(out, "headers", _sorted_map(k.headers))
     _put_nonempty(out, "excluded-models", list(k.excluded_models))
     return _routing_extras(out, k.weight, k.request_scoped_errors)
@@ -132,7 +137,7 @@ def _openai(p: OpenAICompatibility) -> JSON:
     _put_nonempty(out, "prefix", p.prefix)
     out["base-url"] = p.base_url
     _put_nonempty(out, "api-key-entries", _list(p.api_key_entries, _key_entry))
-    out["models"] = _list(p.models, _model)
+    out["models"] = _listed_models(p.models)
     _put_nonempty(out, "headers", _sorted_map(p.headers))
     return _routing_extras(out, None, p.request_scoped_errors)
 

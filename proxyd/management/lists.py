@@ -227,7 +227,22 @@ OBJECT_LISTS: tuple[ObjectList, ...] = (
 )
 
 
-def _entries_change(kind: ObjectList, entries: list[dict[str, Any]]) -> Changes:
+_LISTED_MODELS = ("claude-api-key", "codex-api-key", "openai-compatibility")  # `models` written even when empty
+
+
+def _identity(kind: ObjectList, entry: Mapping[str, Any]) -> str:
+    return str(entry.get(kind.match_field, "")).strip()
+
+
+def _entries_change(kind: ObjectList, entries: list[dict[str, Any]], config: Config | None = None) -> Changes:
+    """The list written back. An entry new to the list (by key, or name for compat providers) of a claude,
+    codex or compat list is written whole, `models: []` included, as the reference writes a new list node
+    (so its `models` reads back as `[]`, while entries already in the file keep an absent `models`)."""
+    if config is not None and kind.name in _LISTED_MODELS:
+        known = {_identity(kind, e) for e in _current(kind, config)}
+        for entry in entries:
+            if "models" not in entry and _identity(kind, entry) not in known:
+                entry["models"] = []
     if kind.drop_blank_models:
         for entry in entries:
             if "models" in entry:
@@ -283,10 +298,10 @@ def _object_put(kind: ObjectList) -> Handler:
                 for i, entry in enumerate(entries):
                     if not entry.get("api-key"):
                         raise BadBody(f"{kind.name}[{i}].api-key is required")
-            change = _entries_change(kind, entries)
+            _entries_change(kind, [dict(e) for e in entries])  # refuse a bad list before taking the lock
         except Refusal as refusal:
             return refusal.response()
-        return await commit(request, lambda _config: change, kind.name)
+        return await commit(request, lambda config: _entries_change(kind, entries, config), kind.name)
 
     return put
 
@@ -321,7 +336,7 @@ def _object_patch(kind: ObjectList) -> Handler:
                 del entries[target]
             else:
                 entries[target] = entry
-            return _entries_change(kind, entries)
+            return _entries_change(kind, entries, config)
 
         return await commit(request, operation, kind.name)
 

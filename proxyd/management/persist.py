@@ -276,7 +276,11 @@ def _merge_seq(old: CommentedSeq, new: list[Any]) -> None:
                 assigned[i] = j
                 used.add(j)
                 break
-    for i in range(len(new)):
+    for i, value in enumerate(new):
+        # a mapping with an identity that matched nothing is a new element, written whole (as the reference
+        # does: its `models: []` then reads back as an empty list); others fall back to their position
+        if isinstance(value, Mapping) and identity(value) is not None:
+            continue
         if assigned[i] is None and i < len(old_items) and i not in used:
             assigned[i] = i
             used.add(i)
