@@ -51,8 +51,11 @@ async def reset_cooldown(request: web.Request) -> web.StreamResponse:
 async def reset_quota(request: web.Request) -> web.StreamResponse:
     """Lift every cooldown of the credential whose `auth_index` the body names."""
     runtime = request.app[RUNTIME].current
+    raw = await read_limited(request, MAX_BODY_BYTES)
+    if raw is None:
+        return web.json_response({"error": "request body too large"}, status=413)
     try:
-        body = json.loads(await request.read())
+        body = json.loads(raw)
     except ValueError:
         body = None
     if not isinstance(body, dict) or not isinstance(body.get("auth_index", ""), str):
