@@ -6,6 +6,7 @@ import datetime
 import io
 import json
 import random
+import uuid
 
 import structlog
 
@@ -60,7 +61,7 @@ def test_emit_line_follows_a_reconfigured_structlog() -> None:
     assert logs == [{"event": "request", "status": 204, "log_level": "info"}]
 
 
-def test_request_ids_are_16_hex_digits_and_distinct() -> None:
+def test_request_ids_are_distinct_uuid4s() -> None:
     ids = {new_request_id() for _ in range(1000)}
     assert len(ids) == 1000
-    assert all(len(i) == 16 and int(i, 16) >= 0 for i in ids)
+    assert all(uuid.UUID(i).version == 4 and str(uuid.UUID(i)) == i for i in ids)
