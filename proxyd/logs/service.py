@@ -113,6 +113,9 @@ class LogsService:
         self.directory = resolve_log_dir(config, store.config_dir)
         self.file: MainLogFile | None = None
         self.requests = RequestLogWriter(self.directory, RequestLogSettings.from_config(config))
+        # `commercial-mode` (read at startup, as the reference) leaves the request-log machinery out entirely:
+        # no request logs, not even the forced error logs.
+        self.capture_requests = not config.commercial_mode
 
     @property
     def config(self) -> Config:
@@ -212,6 +215,8 @@ def begin_capture(request: web.Request, request_id: str) -> RequestLogCapture:
     try:
         service = request.app[LOGS]
     except KeyError:
+        return NULL_CAPTURE
+    if not service.capture_requests:
         return NULL_CAPTURE
     capture = service.begin_request(request_id)
     capture.client_request(request.method, request.path_qs, request.headers)

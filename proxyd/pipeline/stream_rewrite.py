@@ -13,7 +13,7 @@ from aiohttp import web
 from proxyd.http.errors import ProxyError, UpstreamError
 from proxyd.pipeline.exchange import Exchange
 from proxyd.protocols.base import WireProtocol
-from proxyd.protocols.rewrite import ResponseRewriter
+from proxyd.protocols.rewrite import ResponseRewriter, stream_closed_error, transport_cut_error
 from proxyd.protocols.sse import KEEPALIVE_COMMENT, SSEError, SSEEvent, SSEParser
 from proxyd.providers.base import streams_upstream
 
@@ -155,10 +155,28 @@ class StreamRewriteStage:
                     await write(out)
         except (aiohttp.ClientError, SSEError, TimeoutError, ValueError) as exc:
             exchange.log.warning("upstream stream failed mid-way", error=str(exc))
-            error = UpstreamError(502, f"upstream stream failed: {exc}".encode())
             exchange.failed_mid_stream = True
-            await write(rewriter.error_frame(error))
+            if exchange.chosen.provider.protocol is not WireProtocol.OPENAI_RESPONSES:
+                await write(rewriter.error_frame(mid_stream_failure(exc)))
+                await response.write_eof()
+                return
+            # A Responses (Codex) stream broken off is reported as one that ended before its terminal event
+            # (the reference's 408): the translating rewriters say so when closed, a relay below.
+        if getattr(rewriter, "unterminated", False):
+            # a relayed Responses stream that ended without its terminal event: the reference's 408
+            exchange.failed_mid_stream = True
+            await write(rewriter.error_frame(stream_closed_error()))
             await response.write_eof()
             return
         await write(rewriter.done())
         await response.write_eof()
+
+
+def mid_stream_failure(exc: BaseException) -> ProxyError | UpstreamError:
+    """The error reported in-stream when reading a (non-Responses) upstream fails after the first event.
+
+    A broken transfer is reported as the reference does (`unexpected EOF`); proxyd's own failures (an idle
+    timeout, an unparseable event) keep their description."""
+    if isinstance(exc, aiohttp.ClientError) and not isinstance(exc, TimeoutError):
+        return transport_cut_error()
+    return UpstreamError(502, f"upstream stream failed: {exc}".encode())

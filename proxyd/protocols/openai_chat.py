@@ -1181,12 +1181,16 @@ class ChatStreamDecoder:
         self._open: dict[Any, int] = {}  # upstream tool key → canonical index, for calls not yet ended
         self._ids: dict[Any, str] = {}
         self._pending: dict[Any, tuple[str | None, str]] = {}  # calls whose name has not arrived: (id, arguments)
+        self.saw_done = False  # the upstream's `data: [DONE]` arrived
 
     def decode(self, event: SSEEvent) -> list[StreamEvent]:
         data = event.data.strip()
         if data.startswith(b"data:"):
             data = data[5:].strip()
-        if not data or data == b"[DONE]":
+        if data == b"[DONE]":
+            self.saw_done = True
+            return []
+        if not data:
             return []
         try:
             chunk = jsonfast.loads(data)

@@ -81,7 +81,8 @@ EXTRAS_KEY = "_openai_responses"
 ENCRYPTED_REASONING_INCLUDE = "reasoning.encrypted_content"
 _EXTRA_FIELDS = ("previous_response_id", "store", "include", "prompt_cache_key", "service_tier", "truncation")
 _BILLING_HEADER = "x-anthropic-billing-header: "
-_CLOSED_MESSAGE = "stream disconnected before completion: stream closed before response.completed"
+STREAM_CLOSED_MESSAGE = "stream error: stream disconnected before completion: stream closed before response.completed"
+"""The reference's 408 message for a Responses stream that ended (or broke off) before `response.completed`."""
 
 _Content = TextPart | ImagePart | FilePart
 
@@ -1245,8 +1246,21 @@ class ResponsesStreamEncoder:
                 text = inner["message"]
             if isinstance(inner.get("code"), str):
                 code = inner["code"]
-        return self._event("error", {"error": {"type": _error_type(status), "code": code, "message": text,
-                                               "param": None}})
+        # The reference numbers the error frame with the count of events before it (not one past the last).
+        self._seq -= 1
+        return self._event("error", error_payload(status, text, code))
+
+
+def error_payload(status: int, message: str, code: str | None = None) -> dict[str, Any]:
+    """The body of a Responses stream `error` event (without `type` and `sequence_number`)."""
+    return {"error": {"type": _error_type(status), "code": code or _error_code(status), "message": message,
+                      "param": None}}
+
+
+def error_event(status: int, message: str, sequence_number: int) -> bytes:
+    """A whole Responses stream `error` event frame, numbered `sequence_number`."""
+    data = {"type": "error", "sequence_number": sequence_number, **error_payload(status, message)}
+    return frame(_dumps(data).encode(), "error")
 
 
 def _error_type(status: int) -> str:
@@ -1488,7 +1502,7 @@ class ResponsesStreamDecoder:
             if not call.ended:
                 call.ended = True
                 out.append(ToolCallEnd(index=call.index))
-        return [*out, StreamError(status=408, message=_CLOSED_MESSAGE, type="request_timeout")]
+        return [*out, StreamError(status=408, message=STREAM_CLOSED_MESSAGE, type="request_timeout")]
 
 
 # ============================================================================================ the codec

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable
 from typing import Protocol
 
 from proxyd.http.errors import ErrorFamily, ProxyError, UpstreamError
-from proxyd.protocols import jsonfast, openai_completions
+from proxyd.protocols import jsonfast, openai_completions, openai_responses
 from proxyd.protocols.aggregate import StreamAggregator
 from proxyd.protocols.base import WireProtocol
 from proxyd.protocols.canonical import StreamEvent, Usage, UsageUpdate
@@ -30,12 +30,21 @@ def rename_model(payload: bytes, model: bytes) -> bytes:
     return _MODEL_FIELD.sub(b'"model":' + model, payload, count=1)
 
 
-STREAM_CLOSED = "stream error: stream disconnected before completion: stream closed before response.completed"
+STREAM_CLOSED = openai_responses.STREAM_CLOSED_MESSAGE
+UNEXPECTED_EOF = "unexpected EOF"
+"""What the reference (Go's HTTP client) reports for an upstream body that broke off mid-transfer."""
+CHAT_CLOSED_EARLY = "upstream stream closed before [DONE]"
 
 
 def stream_closed_error() -> ProxyError:
     """A Responses stream that ended (or broke off) before `response.completed`: the reference's 408."""
     return ProxyError(408, STREAM_CLOSED, type="server_error", code="request_timeout")
+
+
+def transport_cut_error() -> ProxyError:
+    """An upstream stream whose transfer broke off after the first event, as the reference reports it: Go's
+    `unexpected EOF`, status 500 (a Responses upstream's cut is a stream that never completed instead)."""
+    return ProxyError(500, UNEXPECTED_EOF, from_upstream=True)
 
 
 def error_status_message(error: ProxyError | UpstreamError) -> tuple[int, str]:
@@ -88,7 +97,10 @@ class SSEPassthrough:
         self._codec = codec
         self._tap = UsageTap(protocol)
         self._chat = protocol is WireProtocol.OPENAI_CHAT
+        self._responses = protocol is WireProtocol.OPENAI_RESPONSES
         self._rename = protocol is not WireProtocol.GEMINI
+        self._ended = False  # chat: an in-band error chunk ended the stream; Responses: a terminal event went out
+        self._events = 0  # Responses events relayed (the next frame's sequence number, the upstream counting from 0)
 
     @property
     def usage(self) -> Usage | None:
@@ -119,10 +131,20 @@ class SSEPassthrough:
         raise ProxyError(502, f"upstream {self._protocol} answered a stream to a non-streaming request",
                          type="server_error")
 
+    @property
+    def unterminated(self) -> bool:
+        """A Responses stream relayed so far has had no terminal event (the reference's 408 if it ends now)."""
+        return self._responses and not self._ended
+
     def event(self, event: SSEEvent) -> bytes:
         data = event.data
-        if self._chat and len(data) < 16 and data.strip() == DONE:
-            return b""  # re-emitted once at the clean end
+        if self._chat:
+            if self._ended or (len(data) < 16 and data.strip() == DONE):
+                return b""  # [DONE] is re-emitted once at the clean end; nothing follows an error chunk
+            self._ended = _is_error_chunk(data)
+        elif self._responses:
+            self._events += 1
+            self._ended = self._ended or _is_terminal_event(event)
         self._tap.feed(data)
         if self._restore is not None:
             data = self._restore(data)
@@ -131,15 +153,46 @@ class SSEPassthrough:
         return frame(data, event.event)
 
     def done(self) -> bytes:
-        if self._protocol is WireProtocol.OPENAI_RESPONSES:
+        if self._responses:
             return b"\n"  # the reference relays the upstream's closing blank line on Responses streams
-        return DONE_FRAME if self._protocol is WireProtocol.OPENAI_CHAT else b""
+        if self._chat:
+            # the reference's chat relay ends without [DONE] after the upstream's in-band error chunk
+            return b"" if self._ended else DONE_FRAME
+        return b""
 
     def error_frame(self, error: ProxyError | UpstreamError) -> bytes:
         if self._protocol is WireProtocol.OPENAI_CHAT or self._codec is None:
             return _openai_error_frame(error)
         status, message = error_status_message(error)
+        if self._responses:
+            return openai_responses.error_event(status, message, self._events)
         return self._codec.stream_encoder(model=self._client_model).error(status, message)
+
+
+_RESPONSES_TERMINAL = (b"response.completed", b"response.incomplete", b"response.failed", b"error")
+
+
+def _is_terminal_event(event: SSEEvent) -> bool:
+    """A Responses event that ends the stream (completed, incomplete, failed or an error)."""
+    name = event.event.encode() if event.event else b""
+    if name:
+        return name in _RESPONSES_TERMINAL
+    try:
+        data = json.loads(event.data)
+    except ValueError:
+        return False
+    return isinstance(data, dict) and str(data.get("type", "")).encode() in _RESPONSES_TERMINAL
+
+
+def _is_error_chunk(data: bytes) -> bool:
+    """A chat stream chunk that is an upstream's in-band `{"error": …}` rather than a completion chunk."""
+    if b'"error"' not in data:
+        return False
+    try:
+        chunk = json.loads(data)
+    except ValueError:
+        return False
+    return isinstance(chunk, dict) and chunk.get("error") is not None and "choices" not in chunk
 
 
 class CompletionsFromChat:
@@ -232,6 +285,11 @@ class CanonicalRewriter:
         return out + self._flush() if self._flush is not None else out
 
     def done(self) -> bytes:
+        chat_to_responses = (self._client.protocol is WireProtocol.OPENAI_RESPONSES
+                             and self._upstream.protocol is WireProtocol.OPENAI_CHAT)
+        if chat_to_responses and not getattr(self._decoder, "saw_done", True):
+            # Responses clients need a terminal event: the reference fails a chat stream that ends without [DONE]
+            return self._encoder.error(502, CHAT_CLOSED_EARLY)
         tail = b"".join(self._encoder.encode(c) for c in self._seen(self._decoder.close()))
         return tail + self._encoder.close()
 

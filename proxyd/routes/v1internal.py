@@ -32,7 +32,7 @@ from proxyd.http.client_address import client_address, is_local
 from proxyd.http.errors import ErrorFamily, ProxyError, UpstreamError
 from proxyd.keys import RUNTIME
 from proxyd.pipeline.exchange import Exchange
-from proxyd.pipeline.stream_rewrite import SSE_HEADERS, StreamRewriteStage
+from proxyd.pipeline.stream_rewrite import SSE_HEADERS, StreamRewriteStage, mid_stream_failure
 from proxyd.protocols import gemini_cli
 from proxyd.protocols.base import WireProtocol
 from proxyd.protocols.codec import CodecError
@@ -109,8 +109,7 @@ class CliStreamStage:
                 except (aiohttp.ClientError, SSEError, TimeoutError, ValueError) as exc:
                     exchange.log.warning("upstream stream failed mid-way", error=str(exc))
                     exchange.failed_mid_stream = True
-                    error = UpstreamError(502, f"upstream stream failed: {exc}".encode())
-                    await self._response.write(rewriter.error_frame(error))
+                    await self._response.write(rewriter.error_frame(mid_stream_failure(exc)))
                     return
             tail = rewriter.done()
             if tail:
