@@ -27,6 +27,7 @@ from proxyd.providers.base import (
     UpstreamReply,
     read_capped,
     send,
+    send_for,
     streams_upstream,
 )
 from proxyd.providers.codex_collab import MODEL_LISTS
@@ -343,7 +344,7 @@ class DispatchStage:
         capture = exchange.capture
         capture.upstream_request(request.method, request.url, request.headers, request.body,
                                  candidate.route.credential)
-        reply: UpstreamReply = await send(exchange.session, request, timeouts_of(exchange))
+        reply: UpstreamReply = await send_for(provider, exchange.session, request, timeouts_of(exchange))
         exchange.upstream = reply
         capture.upstream_response(reply.status, reply.headers)
         if not exchange.stream:

@@ -93,6 +93,19 @@ class Provider(Protocol):
         ...
 
 
+async def send_for(provider: Provider, session: aiohttp.ClientSession, request: UpstreamRequest,
+                   timeouts: Timeouts) -> UpstreamReply:
+    """`send`, with a non-2xx answer passed through the provider's own error normalisation (`classify_error`,
+    when the provider has one: Codex names known failures as the recorded reference build does)."""
+    try:
+        return await send(session, request, timeouts)
+    except UpstreamError as error:
+        classify = getattr(provider, "classify_error", None)
+        if classify is None:
+            raise
+        raise classify(error) from None
+
+
 def streams_upstream(provider: Provider, client: WireProtocol) -> bool:
     """Whether a non-streaming client's call to `provider` is made as a stream and aggregated: always for
     `always_streams` upstreams (Codex), and for translated traffic on providers that set `streams_translated`

@@ -6,9 +6,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from proxyd.credentials.model import Credential
+from proxyd.http.errors import UpstreamError
 from proxyd.protocols.base import WireProtocol
 from proxyd.providers.base import LocalCount, UpstreamRequest, custom_headers, json_bytes
 from proxyd.providers.codex_collab import prepare_request
+from proxyd.providers.codex_errors import classify_codex_error
 from proxyd.providers.codex_session import ClientOrigin, codex_cache_id
 
 # The recorded reference build (newer than v6.9.0) presents itself as this Codex TUI, whatever the client sent.
@@ -45,6 +47,11 @@ class CodexProvider(LocalCount):
     kind = "codex"
     protocol = WireProtocol.OPENAI_RESPONSES
     always_streams = True
+
+    @staticmethod
+    def classify_error(error: UpstreamError) -> UpstreamError:
+        """A non-2xx Codex answer as the recorded build reports it (providers/codex_errors.py)."""
+        return classify_codex_error(error)
 
     def build_request(
         self, credential: Credential, upstream_model: str, body: dict[str, Any], *, stream: bool,

@@ -30,7 +30,7 @@ from proxyd.pipeline.dispatch import DispatchStage, timeouts_of
 from proxyd.pipeline.exchange import Candidate, Exchange
 from proxyd.protocols.base import WireProtocol
 from proxyd.protocols.rewrite import rename_model
-from proxyd.providers.base import MAX_UPSTREAM_BODY, UpstreamRequest, json_bytes, read_capped, send
+from proxyd.providers.base import MAX_UPSTREAM_BODY, UpstreamRequest, json_bytes, read_capped, send_for
 from proxyd.providers.codex import CodexProvider
 from proxyd.providers.codex_collab import MODEL_LISTS, prepare_request, restore_text, restores_namespace
 from proxyd.providers.openai_compat import OpenAICompatProvider
@@ -88,7 +88,7 @@ class CompactDispatchStage(DispatchStage):
         registry = exchange.runtime.registry
         request = compact_request(candidate, body, exchange.request.headers,
                                   lambda: MODEL_LISTS.text_for(registry))
-        exchange.upstream = await send(exchange.session, request, timeouts_of(exchange))
+        exchange.upstream = await send_for(candidate.provider, exchange.session, request, timeouts_of(exchange))
         try:  # read whole here: a body cut short is this attempt's failure and moves on
             exchange.upstream_body = await read_capped(exchange.upstream.response, MAX_UPSTREAM_BODY)
         except (aiohttp.ClientError, TimeoutError) as exc:
