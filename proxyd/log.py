@@ -239,7 +239,7 @@ def emit_line(method_name: str, name: str, event: dict[str, Any], filename: str,
     for var, value in contextvars.copy_context().items():
         key = var.name
         if key.startswith(_CONTEXT_PREFIX) and value is not Ellipsis:
-            event.setdefault(key[10:], value)
+            event.setdefault(key[len(_CONTEXT_PREFIX):], value)
     event["level"] = method_name
     event["timestamp"] = utc_timestamp()
     if _STATE.sinks:

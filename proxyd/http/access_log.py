@@ -10,11 +10,12 @@ from typing import Any
 
 from aiohttp import web
 
+from proxyd.http.types import request_key
 from proxyd.log import emit_line, line_enabled
 
 # What the proxy pipeline learnt about a request (model, provider, credential id), for its access line: journald
 # then files them as fields of their own (`journalctl -u proxyd MODEL=… CREDENTIAL=…`).
-FIELDS: Any = web.RequestKey("proxyd.access.fields", dict) if hasattr(web, "RequestKey") else "proxyd.access.fields"
+FIELDS: Any = request_key("proxyd.access.fields", dict)
 
 
 def write(request: web.Request, status: int, seconds: float) -> None:

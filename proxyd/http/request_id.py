@@ -13,10 +13,10 @@ from typing import Any
 import structlog
 from aiohttp import web
 
+from proxyd.http.types import request_key
+
 HEADER = "X-Request-Id"
-REQUEST_ID: Any = (
-    web.RequestKey("proxyd.request_id", str) if hasattr(web, "RequestKey") else "proxyd.request_id"
-)
+REQUEST_ID: Any = request_key("proxyd.request_id", str)
 _SANE = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 
 

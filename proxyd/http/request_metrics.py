@@ -13,14 +13,13 @@ from typing import Any
 from aiohttp import web
 
 from proxyd import metrics
+from proxyd.http.types import request_key
 
 __all__ = ["CLIENT_CLOSED", "finish", "on_prepare", "route_label"]
 
 UNMATCHED = "unmatched"
 CLIENT_CLOSED = 499
-_STREAMING: Any = (
-    web.RequestKey("proxyd.metrics.streaming", bool) if hasattr(web, "RequestKey") else "proxyd.metrics.streaming"
-)
+_STREAMING: Any = request_key("proxyd.metrics.streaming", bool)
 
 
 def route_label(request: web.Request) -> str:

@@ -14,9 +14,10 @@ from typing import Any
 from aiohttp import hdrs, web
 
 from proxyd.http.request_id import request_id_of
+from proxyd.http.types import request_key
 
 HEADER = "X-Cpa-Trace-Id"
-TRACE: Any = web.RequestKey("proxyd.trace_id", str) if hasattr(web, "RequestKey") else "proxyd.trace_id"
+TRACE: Any = request_key("proxyd.trace_id", str)
 
 
 def format_trace_id(selected_at: float, auth_index: str, request_id: str) -> str:
