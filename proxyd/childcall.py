@@ -5,6 +5,9 @@ config, every request in flight waits for the GIL at each system call and takes 
 child runs the same code (already imported, with the same data) on another core; the loop only unpickles the
 answer. Anything that goes wrong (no ``fork`` here, the child crashed, timed out, or returned something that
 does not pickle) raises :class:`ChildCallError`, and the caller does the work itself instead.
+
+Objects both processes hold already (``shared``: the parent's, which the child inherited at the fork) travel by
+name: only what the child made anew is pickled and unpickled.
 """
 
 from __future__ import annotations
@@ -12,10 +15,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import io
 import os
 import pickle
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Hashable, Mapping
 from typing import Any, NoReturn, TypeVar
 
 import structlog
@@ -46,7 +50,47 @@ def _quiet_child_signals() -> None:
             signal.signal(sig, signal.SIG_DFL)
 
 
-def _child(read_fd: int, write_fd: int, fn: Callable[..., Any], args: tuple[Any, ...]) -> NoReturn:
+class _Pickler(pickle.Pickler):
+    """Pickles an object of ``names`` (by ``id``) as its name."""
+
+    def __init__(self, file: io.BytesIO, names: dict[int, Hashable]) -> None:
+        super().__init__(file, protocol=pickle.HIGHEST_PROTOCOL)
+        self._names = names
+
+    def persistent_id(self, obj: Any) -> Hashable | None:
+        return self._names.get(id(obj))
+
+
+class _Unpickler(pickle.Unpickler):
+    """Loads a name pickled by :class:`_Pickler` as the parent's object of that name."""
+
+    def __init__(self, file: io.BytesIO, shared: Mapping[Hashable, object]) -> None:
+        super().__init__(file)
+        self._shared = shared
+
+    def persistent_load(self, pid: Any) -> object:
+        try:
+            return self._shared[pid]
+        except (KeyError, TypeError):
+            raise pickle.UnpicklingError("unknown shared object") from None
+
+
+def _dumps(value: Any, shared: Mapping[Hashable, object] | None) -> bytes:
+    if not shared:
+        return pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+    buffer = io.BytesIO()
+    _Pickler(buffer, {id(obj): name for name, obj in shared.items()}).dump(value)
+    return buffer.getvalue()
+
+
+def _loads(data: bytes, shared: Mapping[Hashable, object] | None) -> Any:
+    if not shared:
+        return pickle.loads(data)
+    return _Unpickler(io.BytesIO(data), shared).load()
+
+
+def _child(read_fd: int, write_fd: int, fn: Callable[..., Any], args: tuple[Any, ...],
+           shared: Mapping[Hashable, object] | None) -> NoReturn:
     status = 1
     try:
         gc.disable()  # a collection would touch (and so copy) every page shared with the parent
@@ -56,7 +100,7 @@ def _child(read_fd: int, write_fd: int, fn: Callable[..., Any], args: tuple[Any,
         os.closerange(3, write_fd)
         os.closerange(write_fd + 1, max(write_fd + 1, os.sysconf("SC_OPEN_MAX")))
         try:
-            payload = pickle.dumps((True, fn(*args)), protocol=pickle.HIGHEST_PROTOCOL)
+            payload = _dumps((True, fn(*args)), shared)
         except BaseException as exc:  # reported to the parent, which then does the work itself
             payload = pickle.dumps((False, type(exc).__name__))
         view = memoryview(payload)
@@ -100,8 +144,12 @@ def _reap_soon(pid: int) -> None:
     task.add_done_callback(_reapers.discard)
 
 
-async def call_in_child(fn: Callable[..., T], *args: Any, wait_s: float = 20.0) -> T:
+async def call_in_child(fn: Callable[..., T], *args: Any, wait_s: float = 20.0,
+                        shared: Mapping[Hashable, object] | None = None) -> T:
     """``fn(*args)`` computed in a forked child; its return value must pickle.
+
+    Any part of the value that *is* (by identity, in the child) one of ``shared``'s objects comes back as the
+    parent's object of the same name instead of a copy.
 
     ``fn`` sees the process as it was at the fork (modules, configuration, caches) and must not touch the event
     loop, log, or hold locks other threads might have held. Raises :class:`ChildCallError` when the result
@@ -118,7 +166,7 @@ async def call_in_child(fn: Callable[..., T], *args: Any, wait_s: float = 20.0) 
         os.close(write_fd)
         raise ChildCallError(f"fork failed: {exc.strerror or type(exc).__name__}") from exc
     if pid == 0:  # pragma: no cover - the child never returns (coverage does not follow it either)
-        _child(read_fd, write_fd, fn, args)
+        _child(read_fd, write_fd, fn, args, shared)
     os.close(write_fd)
     os.set_blocking(read_fd, False)
     chunks: list[bytes] = []
@@ -154,7 +202,7 @@ async def call_in_child(fn: Callable[..., T], *args: Any, wait_s: float = 20.0) 
         else:  # timed out or cancelled
             _kill(pid)
     try:
-        ok, value = pickle.loads(b"".join(chunks))
+        ok, value = _loads(b"".join(chunks), shared)
     except Exception as exc:  # truncated: the child died before it finished writing
         raise ChildCallError(f"no complete answer from the child ({type(exc).__name__})") from None
     if not ok:

@@ -191,10 +191,10 @@ async def test_sliced_index_matches_the_plain_build() -> None:
     config = parse_config_text(_big_config("http://127.0.0.1:9/v1", "x", keys=500)).config
     assert config is not None
     manager = CredentialManager()
-    credentials, registry = build_index(config, ())
-    manager.sync(credentials)
-    sliced, sliced_registry, unchanged = await build_index_sliced(manager, config, ())
-    assert sliced == credentials
-    assert unchanged == frozenset(c.id for c in credentials)
-    assert [m.id for m in sliced_registry.list_models()] == [m.id for m in registry.list_models()]
-    assert sliced_registry.routes("pool-3") == registry.routes("pool-3")
+    plain = build_index(config, ())
+    manager.sync(plain.credentials)
+    sliced = await build_index_sliced(manager, config, ())
+    assert sliced.credentials == plain.credentials
+    assert sliced.unchanged == frozenset(c.id for c in plain.credentials)
+    assert [m.id for m in sliced.registry.list_models()] == [m.id for m in plain.registry.list_models()]
+    assert sliced.registry.routes("pool-3") == plain.registry.routes("pool-3")

@@ -204,6 +204,8 @@ def validate_proxy_url(value: str) -> bool:
 
 
 def _line_of(parent: Any, key: Any) -> int | None:
+    if type(parent) is dict or type(parent) is list:  # the fast loader's plain values know no lines
+        return None
     lc = getattr(parent, "lc", None)
     if lc is None:
         return None
@@ -248,11 +250,13 @@ class _Reader:
 
     @staticmethod
     def raw(m: Any, key: str) -> Any:
-        if isinstance(m, Mapping):
+        if type(m) is dict or isinstance(m, Mapping):
             return m.get(key, _ABSENT)
         return _ABSENT
 
     def as_str(self, v: Any, path: Path_, parent: Any, key: Any, default: str = "") -> str:
+        if type(v) is str:
+            return v
         if v is _ABSENT or v is None:
             return default
         if isinstance(v, bool):
@@ -352,11 +356,12 @@ class _Reader:
     def items(self, m: Any, key: str, path: Path_, parse: Callable[[Any, Path_], T | None]) -> list[T]:
         """Parse a list of mappings; non-mapping items are errors."""
         out: list[T] = []
+        raw = self.raw(m, key)
         for i, item in enumerate(self.list_(m, key, path, "a list of mappings")):
             ipath = (*path, key, i)
-            self.lines[ipath] = _line_of(self.raw(m, key), i)
-            if not isinstance(item, Mapping):
-                self.error(ipath, "must be a mapping", self.raw(m, key), i)
+            self.lines[ipath] = _line_of(raw, i)
+            if type(item) is not dict and not isinstance(item, Mapping):
+                self.error(ipath, "must be a mapping", raw, i)
                 continue
             parsed = parse(item, ipath)
             if parsed is not None:

@@ -21,6 +21,7 @@ from proxyd.childcall import ChildCallError, call_in_child
 from proxyd.config.document import ConfigDocument
 from proxyd.config.load import LoadResult, Problem, load_config, parse_config_bytes, parse_config_text
 from proxyd.config.model import Config, attr_to_yaml_key, config_yaml_keys
+from proxyd.config.share import share_unchanged, shared_parts
 from proxyd.fsutil import atomic_write_text
 
 __all__ = [
@@ -211,26 +212,34 @@ class _Parsed:
     diff: tuple[frozenset[str], tuple[str, ...]] | None
 
 
-def _parse_and_diff(data: bytes, path: str, old: Config, portable: bool = False) -> _Parsed:
-    """Parse, validate and diff against `old` (pure: runs in a forked child or a worker thread).
+def _parse_and_diff(data: bytes | str, path: str, old: Config, portable: bool = False) -> _Parsed:
+    """Parse, validate and diff against `old` (pure: runs in a forked child or a worker thread). `data` is the
+    file's bytes, or the text a management write is about to save.
 
     `portable` drops the round-trip document of a file with warnings (it does not pickle cheaply); the
     result keeps the text and parses the document again on first use, as the fast path's results do.
+    The new snapshot holds `old`'s objects wherever nothing changed (:func:`share_unchanged`).
     """
-    result = parse_config_bytes(data, path)
+    result = parse_config_text(data, path) if isinstance(data, str) else parse_config_bytes(data, path)
     if result.config is None or not result.ok:
         return _Parsed(attrs.evolve(result, document=None) if portable else result, None)
-    if portable and result.text is None:
-        result = LoadResult(result.config, None, result.problems, result.sha256, text=data.decode("utf-8-sig"))
-    return _Parsed(result, _diff(old, result.config))
+    config = share_unchanged(old, result.config)
+    if portable:
+        text = result.text
+        if text is None:
+            text = data if isinstance(data, str) else data.decode("utf-8-sig")
+        result = attrs.evolve(result, config=config, document=None, text=text)
+    elif config is not result.config:
+        result = attrs.evolve(result, config=config)
+    return _Parsed(result, _diff(old, config))
 
 
-async def _parse_off_loop(data: bytes, path: str, old: Config) -> _Parsed:
+async def _parse_off_loop(data: bytes | str, path: str, old: Config) -> _Parsed:
     """Parse a reloaded file away from the event loop: a big one in a forked child (the loop's thread keeps
     the GIL to itself), else, or when the child gives no answer, in a worker thread with short GIL slices."""
     if len(data) >= CHILD_PARSE_MIN_BYTES:
         try:
-            return await call_in_child(_parse_and_diff, data, path, old, True)
+            return await call_in_child(_parse_and_diff, data, path, old, True, shared=shared_parts(old))
         except ChildCallError as exc:
             log.warning("config parsed in-process: the child parse failed", path=path, error=str(exc))
     async with _short_gil_slices():
@@ -402,12 +411,13 @@ class ConfigStore:
             return await self._write_locked(text, reason)
 
     async def _write_locked(self, text: str, reason: str) -> LoadResult:
-        result = parse_config_text(text, str(self._path))
+        parsed = await _parse_off_loop(text, str(self._path), self.current)
+        result = parsed.result
         if not result.ok:
             return result
         if result.sha256 != self._result.sha256:
             await asyncio.to_thread(atomic_write_text, self._path, text)
-            await self._apply(result, reason)
+            await self._apply(result, reason, parsed.diff)
         return result
 
     # ------------------------------------------------------------------ watching

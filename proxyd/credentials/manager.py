@@ -71,7 +71,7 @@ class CredentialManager:
         same: set[str] = set()
         for credential in credentials:
             old = states.get(credential.id)
-            if old is not None and old.credential == credential:
+            if old is not None and (old.credential is credential or old.credential == credential):
                 same.add(credential.id)
         return frozenset(same)
 
@@ -83,7 +83,7 @@ class CredentialManager:
         for credential in credentials:
             old = self._states.get(credential.id)
             if old is not None and (credential.id in unchanged if unchanged is not None
-                                    else old.credential == credential):
+                                    else old.credential is credential or old.credential == credential):
                 fresh[credential.id] = old
             else:
                 fresh[credential.id] = CredentialState(credential=credential)
