@@ -210,6 +210,31 @@ class _UpstreamError:
     text: str
 
 
+def render_api_requests(requests: list[_Upstream]) -> str:
+    """The ``=== API REQUEST n ===`` blocks of the upstream attempts, one blank line apart."""
+    blocks = []
+    for index, up in enumerate(requests, 1):
+        lines = [f"=== API REQUEST {index} ===", f"Timestamp: {go_time(up.timestamp)}",
+                 f"Upstream URL: {mask_url(str(up.url))}", f"HTTP Method: {up.method}"]
+        if up.credential is not None:
+            lines.append(f"Auth: {describe_credential(up.credential)}")
+        lines += ["", "Headers:", *mask_headers(up.headers), "", "Body:", up.body.render()]
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks)
+
+
+def render_api_responses(answers: list[_UpstreamAnswer]) -> str:
+    """The ``=== API RESPONSE n ===`` blocks of the upstream answers, one blank line apart."""
+    blocks = []
+    for index, answer in enumerate(answers, 1):
+        lines = [f"=== API RESPONSE {index} ===", f"Timestamp: {go_time(answer.timestamp)}", "",
+                 f"Status: {answer.status}", "Headers:", *mask_headers(answer.headers, UPSTREAM_TRANSPORT_HEADERS)]
+        if answer.body is not None:
+            lines += ["", "Body:", answer.body.render()]
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks)
+
+
 # ----------------------------------------------------------------------------------------------- settings
 
 
@@ -355,6 +380,20 @@ class RequestLogCapture:
             text = text[: self.settings.max_body_bytes].decode("utf-8", "replace")
         self.upstream_errors.append(_UpstreamError(time.time(), status, text[: self.settings.max_body_bytes]))
 
+    # The upstream WebSocket's events: a plain HTTP request has none (WebSocketSessionCapture records them).
+    def api_websocket_request(self, url: str, headers: Mapping[str, str], body: bytes | str | None,
+                              credential: Any = None) -> None:
+        return None
+
+    def api_websocket_handshake(self, status: int, headers: Mapping[str, str] | None) -> None:
+        return None
+
+    def api_websocket_response(self, payload: str | bytes) -> None:
+        return None
+
+    def api_websocket_error(self, stage: str, text: str, status: int | None = None) -> None:
+        return None
+
     def client_response(self, status: int, headers: Mapping[str, str] | Iterable[tuple[str, str]]) -> None:
         """The status and headers sent to the client (call when the response is prepared)."""
         self.status = status
@@ -411,15 +450,7 @@ class RequestLogCapture:
             "=== REQUEST BODY ===\n" + self.body.render(),
         ]
         if self.upstream_requests:
-            blocks = []
-            for index, up in enumerate(self.upstream_requests, 1):
-                lines = [f"=== API REQUEST {index} ===", f"Timestamp: {go_time(up.timestamp)}",
-                         f"Upstream URL: {mask_url(str(up.url))}", f"HTTP Method: {up.method}"]
-                if up.credential is not None:
-                    lines.append(f"Auth: {describe_credential(up.credential)}")
-                lines += ["", "Headers:", *mask_headers(up.headers), "", "Body:", up.body.render()]
-                blocks.append("\n".join(lines))
-            groups.append("\n\n".join(blocks))
+            groups.append(render_api_requests(self.upstream_requests))
         status = self.status if self.status is not None else 0
         if self.upstream_errors and status >= 400:
             last = self.upstream_errors[-1]
@@ -429,15 +460,7 @@ class RequestLogCapture:
                 f"=== API ERROR RESPONSE ===\nHTTP Status: {err.status}\n{err.text.rstrip(chr(10))}"
                 for err in self.upstream_errors))
         if self.upstream_answers and self.full:
-            blocks = []
-            for index, answer in enumerate(self.upstream_answers, 1):
-                lines = [f"=== API RESPONSE {index} ===", f"Timestamp: {go_time(answer.timestamp)}", "",
-                         f"Status: {answer.status}", "Headers:",
-                         *mask_headers(answer.headers, UPSTREAM_TRANSPORT_HEADERS)]
-                if answer.body is not None:
-                    lines += ["", "Body:", answer.body.render()]
-                blocks.append("\n".join(lines))
-            groups.append("\n\n".join(blocks))
+            groups.append(render_api_responses(self.upstream_answers))
         response = ["=== RESPONSE ===", f"Status: {status}", *self.response_headers, ""]
         response.append(self.response_body.render() if self.response_body is not None else "")
         groups.append("\n".join(response))

@@ -30,8 +30,10 @@ from proxyd.logs.request_log import (
     RequestLogWriter,
     enforce_retention,
 )
+from proxyd.logs.ws_session import WebSocketSessionCapture
 
-__all__ = ["LOGS", "LogsService", "begin_capture", "logs_ctx", "request_logs", "resolve_log_dir"]
+__all__ = ["LOGS", "LogsService", "begin_capture", "begin_websocket_session", "logs_ctx", "request_logs",
+           "resolve_log_dir"]
 
 log = structlog.get_logger(__name__)
 
@@ -219,6 +221,17 @@ def begin_capture(request: web.Request, request_id: str) -> RequestLogCapture:
     if not service.capture_requests:
         return NULL_CAPTURE
     capture = service.begin_request(request_id)
+    capture.client_request(request.method, request.path_qs, request.headers)
+    return capture
+
+
+def begin_websocket_session(request: web.Request, request_id: str) -> WebSocketSessionCapture | None:
+    """The capture of a Responses WebSocket session (one log for the whole socket), or ``None`` when no log will
+    be written: ``request-log`` off when the socket opened, commercial mode, no logs resource."""
+    service = request.app.get(LOGS)
+    if service is None or not service.capture_requests or not service.requests.settings.enabled:
+        return None
+    capture = WebSocketSessionCapture(service.requests, service.requests.settings, request_id)
     capture.client_request(request.method, request.path_qs, request.headers)
     return capture
 

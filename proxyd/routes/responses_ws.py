@@ -13,6 +13,10 @@ that closes (or vanishes) mid-turn cancels the turn at once, and with it the ups
 during a turn wait in a small bounded queue (when it is full the reader stops reading: TCP back-pressure).
 Protocol pings keep idle connections alive (aiohttp heartbeat). Server shutdown closes every open socket
 with 1001 "going away".
+
+With `request-log: true` the whole session is one request log (proxyd/logs/ws_session.py): every turn's
+pipeline feeds the session's capture, and this module adds the client's messages, the frames sent, the turns'
+failures and how the session ended.
 """
 
 from __future__ import annotations
@@ -31,7 +35,10 @@ from multidict import CIMultiDict
 from proxyd.http.errors import ProxyError
 from proxyd.http.request_id import request_id_of
 from proxyd.keys import CONFIG_STORE, RUNTIME
+from proxyd.logs import NULL_CAPTURE, WebSocketSessionCapture, begin_websocket_session
+from proxyd.logs.ws_session import EOF_TEXT, close_error_text
 from proxyd.pipeline.auth import authenticate
+from proxyd.pipeline.exchange import Exchange
 from proxyd.protocols.base import WireProtocol
 from proxyd.routes.custom_pipeline import exchange_for, pipeline_with
 from proxyd.ws.conversation import Conversation, Turn, TurnError, prewarm_frames
@@ -101,8 +108,10 @@ def _turn_request(request: web.Request) -> web.Request:
 class _Connection:
     """One client socket: reads messages, runs turns in order, keeps the conversation."""
 
-    def __init__(self, request: web.Request, ws: web.WebSocketResponse) -> None:
+    def __init__(self, request: web.Request, ws: web.WebSocketResponse,
+                 session_log: WebSocketSessionCapture | None = None) -> None:
         self.request = request
+        self.session_log = session_log  # the session's request log (request-log on)
         self.turn_request = _turn_request(request)
         self.ws = ws
         self.conversation = Conversation()
@@ -115,10 +124,12 @@ class _Connection:
         self.steering = steering_enabled(request.app)
 
     async def send(self, text: str) -> None:
+        if self.session_log is not None:
+            self.session_log.client_frame(text)
         await self.ws.send_str(text)
 
     async def send_frame(self, frame: dict[str, Any]) -> None:
-        await self.send(json.dumps(frame, ensure_ascii=False))
+        await self.send(json.dumps(frame, ensure_ascii=False, separators=(",", ":")))
 
     async def serve(self) -> None:
         reader = asyncio.create_task(self._read(), name="proxyd-ws-reader")
@@ -136,10 +147,13 @@ class _Connection:
             await self.sockets.close()
 
     async def _read(self) -> None:
+        ended = EOF_TEXT  # how the client side ended, in the request log: Go's close-error text
         try:
             while True:
                 msg = await self.ws.receive()
                 if msg.type in _CLOSE_TYPES:
+                    if msg.type is WSMsgType.CLOSE:
+                        ended = close_error_text(msg.data, msg.extra or "")
                     return
                 if msg.type in (WSMsgType.TEXT, WSMsgType.BINARY):
                     if self.steering and await self._steer_now(msg.data):
@@ -148,6 +162,8 @@ class _Connection:
         except (ConnectionError, RuntimeError):
             return
         finally:
+            if self.session_log is not None:
+                self.session_log.client_closed(ended)
             self.closed.set()
             with contextlib.suppress(asyncio.QueueFull):
                 self.queue.put_nowait(None)
@@ -159,6 +175,8 @@ class _Connection:
         socket = self.sockets.live()
         if text is None or socket is None or not socket.busy:
             return False
+        if self.session_log is not None:
+            self.session_log.client_message(text)
         try:
             await socket.send_text(text)
         except (ConnectionError, RuntimeError):
@@ -190,6 +208,8 @@ class _Connection:
         return True
 
     async def _handle(self, raw: str | bytes) -> None:
+        if self.session_log is not None:
+            self.session_log.client_message(raw)
         try:
             text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
             message = json.loads(text)
@@ -234,9 +254,12 @@ class _Connection:
             return
         self.drop()  # the steered response failed upstream: end the connection as after a failed turn
 
-    def drop(self) -> None:
+    def drop(self, reason: str | None = None) -> None:
         """End the connection without a closing handshake, as the reference does after an upstream failure (the
-        client sees the socket go away; Codex CLI reconnects and resends the whole conversation)."""
+        client sees the socket go away; Codex CLI reconnects and resends the whole conversation). `reason`: the
+        failure's text for the request log, when no error frame told the client."""
+        if self.session_log is not None:
+            self.session_log.close_sent(reason)
         transport = self.request.transport
         if transport is not None:
             transport.close()
@@ -253,24 +276,49 @@ class _Connection:
                                 request_id=rid)
         exchange.log = exchange.log.bind(transport="websocket", turn=self.turns)
         exchange.connection_session = self.session_id
+        session_log = self.session_log
+        exchange.capture = session_log if session_log is not None else NULL_CAPTURE  # one log per session
+        if session_log is not None:
+            session_log.turn_started()
         writer = WebSocketWriterStage(self.send)
         self.sockets.turn = SocketTurn(turn.delta, turn.continues)
         pipeline = pipeline_with(self.request.app, writer, CodexSocketDispatch(self.sockets))
         try:
             response = await pipeline.run(exchange)
         except ProxyError as exc:
-            await self.send_frame(proxy_error_frame(exc))
+            frame = proxy_error_frame(exc)
+            self._turn_failed(exchange, frame)
+            await self.send_frame(frame)
             if exchange.attempts:
                 self.drop()
             return None
         if response is not exchange.response or response.status >= 400:
-            await self.send_frame(response_error_frame(response, exchange.last_error))
+            frame = response_error_frame(response, exchange.last_error)
+            self._turn_failed(exchange, frame)
+            await self.send_frame(frame)
             if exchange.attempts:
                 self.drop()
             return None
         if writer.final is None:
-            self.drop()
+            failure = self._turn_failed(exchange, writer.error_frame)
+            self.drop(None if writer.error_frame is not None else failure)
         return writer.final
+
+    def _turn_failed(self, exchange: Exchange, frame: dict[str, Any] | None) -> str | None:
+        """Log a failed turn in the session's request log: the upstream's error when there was one, else the
+        error frame; returns the text logged."""
+        if self.session_log is None:
+            return None
+        error = exchange.last_error
+        if error is not None:
+            status, text = error.status or 500, error.text
+        elif frame is not None:
+            status = frame.get("status") if isinstance(frame.get("status"), int) else 500
+            text = json.dumps({k: v for k, v in frame.items() if k != "type"}, ensure_ascii=False,
+                              separators=(",", ":"))
+        else:
+            status, text = 502, "stream closed before response.completed"
+        return self.session_log.turn_failed(status, text)[1]
 
 
 async def _plain_get(request: web.Request) -> web.Response:
@@ -293,7 +341,8 @@ async def responses_websocket(request: web.Request) -> web.StreamResponse:
     await ws.prepare(request)
     sockets = request.app[WS_SOCKETS]
     sockets.add(ws)
-    connection = _Connection(request, ws)
+    session_log = begin_websocket_session(request, request_id_of(request))
+    connection = _Connection(request, ws, session_log)
     connection.log.info("responses websocket open")
     try:
         await connection.serve()
@@ -306,6 +355,8 @@ async def responses_websocket(request: web.Request) -> web.StreamResponse:
         if not ws.closed:
             with contextlib.suppress(Exception):
                 await ws.close()
+        if session_log is not None:
+            session_log.end()
         connection.log.info("responses websocket closed", turns=connection.turns, code=ws.close_code)
     return ws
 

@@ -90,7 +90,8 @@ class WebSocketWriterStage:
 
     After the run, `final` holds the `response` object of the turn's `response.completed` (or
     `response.incomplete`), `terminal` tells whether any terminal event was sent, `lost` whether the
-    upstream WebSocket went away mid-turn (then no error frame is sent: the connection is dropped).
+    upstream WebSocket went away mid-turn (then no error frame is sent: the connection is dropped),
+    `error_frame` the error frame the turn ended with, if any.
     """
 
     name = "stream-rewrite"
@@ -101,6 +102,7 @@ class WebSocketWriterStage:
         self.final: dict[str, Any] | None = None
         self.terminal = False
         self.lost = False  # the upstream socket went away mid-turn (nothing more is sent)
+        self.error_frame: dict[str, Any] | None = None
         self.frames = 0
 
     async def run(self, exchange: Exchange) -> None:
@@ -159,6 +161,7 @@ class WebSocketWriterStage:
                     self.final = response
 
     async def _frame(self, frame: dict[str, Any]) -> None:
-        await self._send(json.dumps(frame, ensure_ascii=False))
+        self.error_frame = frame
+        await self._send(json.dumps(frame, ensure_ascii=False, separators=(",", ":")))
         self.frames += 1
         self.terminal = True

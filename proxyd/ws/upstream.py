@@ -23,6 +23,9 @@ whole client connection, instead of one HTTP SSE request per turn. Everything el
   `UpstreamSocketLost` (the client connection is then dropped without a frame, as the reference does).
 * A handshake answered 426 falls back to HTTP for that attempt; another status is an upstream error of that
   status; a dial failure is a transport failure (status 0).
+* Request logs: each turn's frame and handshake headers, the 101, every upstream frame and each socket failure
+  (with the reference's Go texts, e.g. `websocket: close 1006 (abnormal closure): unexpected EOF`) go to the
+  session's capture (proxyd/logs/ws_session.py); a refused upgrade is logged as an HTTP attempt.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ import asyncio
 import contextlib
 import json
 from collections.abc import Mapping
+from http import HTTPStatus
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -41,10 +45,12 @@ from multidict import CIMultiDict
 
 from proxyd.credentials.model import Credential
 from proxyd.http.errors import UpstreamError
+from proxyd.logs.request_log import NULL_CAPTURE, RequestLogCapture
+from proxyd.logs.ws_session import EOF_TEXT, close_error_text
 from proxyd.pipeline.dispatch import DispatchStage, timeouts_of
 from proxyd.pipeline.exchange import Candidate, Exchange
 from proxyd.protocols.sse import SSEEvent
-from proxyd.providers.base import UpstreamRequest, is_socks, json_bytes
+from proxyd.providers.base import UpstreamRequest, is_socks
 from proxyd.providers.codex_collab import MODEL_LISTS
 from proxyd.providers.codex_session import ClientOrigin
 
@@ -64,8 +70,16 @@ _CLIENT_HEADERS = ("x-codex-turn-state", "x-codex-turn-metadata", "x-codex-beta-
 _TERMINAL = frozenset({"response.completed", "response.done", "response.incomplete", "response.failed", "error"})
 
 
+LOST_STATUS = 500  # the status a turn lost with its upstream socket is logged with (the reference's)
+BINARY_TEXT = "codex websockets executor: unexpected binary message"
+
+
 class UpstreamSocketLost(Exception):
-    """The upstream socket closed or broke in the middle of a turn."""
+    """The upstream socket closed or broke in the middle of a turn; `reason` is the reference's text for it."""
+
+    def __init__(self, message: str, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason or message
 
 
 def websockets_enabled(credential: Credential) -> bool:
@@ -135,6 +149,7 @@ class UpstreamSocket:
     client: aiohttp.ClientSession
     last_response_id: str | None = None
     busy: bool = False  # a turn is streaming on it
+    capture: RequestLogCapture = NULL_CAPTURE  # the client session's request log (set per turn)
 
     @property
     def closed(self) -> bool:
@@ -146,29 +161,39 @@ class UpstreamSocket:
     async def send_text(self, text: str) -> None:
         await self.ws.send_str(text)
 
+    def _lost(self, message: str, reason: str | None = None, stage: str = "read") -> UpstreamSocketLost:
+        lost = UpstreamSocketLost(message, reason)
+        self.capture.api_websocket_error(stage, lost.reason, LOST_STATUS)
+        return lost
+
     async def next_frame(self) -> dict[str, Any]:
         """The next JSON text frame (empty ones skipped); UpstreamSocketLost when the socket ends or breaks."""
         while True:
             try:
                 msg = await self.ws.receive(timeout=IDLE_SECONDS)
             except (TimeoutError, aiohttp.ClientError, ConnectionError) as exc:
-                raise UpstreamSocketLost(f"upstream websocket read failed: {exc!r}") from None
+                raise self._lost(f"upstream websocket read failed: {exc!r}") from None
             if msg.type is aiohttp.WSMsgType.TEXT:
                 text = msg.data.strip()
                 if not text:
                     continue
+                self.capture.api_websocket_response(text)
                 try:
                     data = json.loads(text)
                 except ValueError:
-                    raise UpstreamSocketLost("upstream websocket sent a frame that is not JSON") from None
+                    raise self._lost("upstream websocket sent a frame that is not JSON") from None
                 if isinstance(data, dict):
                     return data
                 continue
             if msg.type is aiohttp.WSMsgType.BINARY:
-                raise UpstreamSocketLost("upstream websocket sent an unexpected binary frame")
+                raise self._lost("upstream websocket sent an unexpected binary frame", BINARY_TEXT,
+                                 "unexpected_binary")
             if msg.type in (aiohttp.WSMsgType.PING, aiohttp.WSMsgType.PONG):
                 continue
-            raise UpstreamSocketLost(f"upstream websocket closed ({self.ws.close_code})")
+            # a close frame has its code (and reason); a connection that just went away is Go's EOF
+            reason = close_error_text(msg.data, msg.extra or "") if msg.type is aiohttp.WSMsgType.CLOSE \
+                else EOF_TEXT
+            raise self._lost(f"upstream websocket closed ({self.ws.close_code})", reason)
 
     async def close(self) -> None:
         with contextlib.suppress(Exception):
@@ -227,29 +252,73 @@ class CodexSockets:
                                              proxy=_http_proxy(credential.proxy_url))
         except aiohttp.WSServerHandshakeError as exc:
             await client.close()
+            _log_refused_upgrade(exchange.capture, credential, url, headers, exc)
             status = exc.status or 502
             message = f"codex websocket handshake answered {status}"
             body = json.dumps({"error": {"message": message, "type": "server_error"}}).encode()
             raise UpstreamError(status, body, dict(exc.headers or {})) from None
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
             await client.close()
-            raise UpstreamError(0, f"codex websocket connect failed: {exc!r}".encode()) from None
+            message = f"codex websocket connect failed: {exc!r}"
+            exchange.capture.api_websocket_error("dial", message, LOST_STATUS)
+            raise UpstreamError(0, message.encode()) from None
         except BaseException:
             await client.close()
             raise
-        socket = UpstreamSocket(credential.id, url, session_id, ws, client)
+        answer = getattr(ws, "_response", None)  # aiohttp keeps the 101 there (no public accessor)
+        exchange.capture.api_websocket_handshake(101, answer.headers if answer is not None else None)
+        socket = UpstreamSocket(credential.id, url, session_id, ws, client, capture=exchange.capture)
         self.socket = socket
         log.info("codex upstream websocket connected", credential=credential.id, url=url.split("?")[0])
         return socket
 
 
-def _error_of(frame: Mapping[str, Any]) -> UpstreamError | None:
-    """An upstream `{"type":"error","status":N,…}` frame as the upstream error it stands for."""
+def _log_refused_upgrade(capture: RequestLogCapture, credential: Credential, url: str, headers: Mapping[str, str],
+                         error: aiohttp.WSServerHandshakeError) -> None:
+    """A refused upgrade in the request log, as the reference records it: an HTTP attempt (the `GET` to the
+    http(s) URL with `Connection`/`Upgrade`) and its answer."""
+    sent = CIMultiDict(headers)
+    sent.setdefault("Connection", "Upgrade")
+    sent.setdefault("Upgrade", "websocket")
+    http_url = urlunsplit(urlsplit(url)._replace(scheme={"ws": "http", "wss": "https"}.get(urlsplit(url).scheme,
+                                                                                          "http")))
+    capture.upstream_request("GET", http_url, sent, None, credential)
+    capture.upstream_response(error.status, error.headers or {})
+
+
+def go_error_text(frame: Mapping[str, Any], status: int) -> str:
+    """The reference's text for an upstream `{"type":"error"}` frame: `{"status":N[,"body"],"error":…}`."""
+    out: dict[str, Any] = {"status": status}
+    body = frame.get("body")
+    if "body" in frame:
+        out["body"] = body
+    if isinstance(body, dict) and "error" in body:
+        out["error"] = body["error"]
+    elif "error" in frame:
+        out["error"] = frame["error"]
+    else:
+        try:
+            phrase = HTTPStatus(status).phrase
+        except ValueError:
+            phrase = ""
+        out["error"] = {"type": "server_error", "message": phrase}
+    return json.dumps(out, ensure_ascii=False, separators=(",", ":"))
+
+
+def _frame_text(payload: Mapping[str, Any]) -> str:
+    """A turn's `response.create` frame: the HTTP body plus the type."""
+    return json.dumps({**payload, "type": "response.create"}, ensure_ascii=False, separators=(",", ":"))
+
+
+def _error_of(frame: Mapping[str, Any], capture: RequestLogCapture = NULL_CAPTURE) -> UpstreamError | None:
+    """An upstream `{"type":"error","status":N,…}` frame as the upstream error it stands for (logged to `capture`
+    as the turn's upstream failure)."""
     if frame.get("type") != "error":
         return None
     status = frame.get("status") or frame.get("status_code")
     if not isinstance(status, int) or status <= 0:
         return None
+    capture.api_websocket_error("upstream_error", go_error_text(frame, status), status)
     body = frame.get("body")
     error = body.get("error") if isinstance(body, dict) and "error" in body else frame.get("error")
     if error is None:
@@ -293,6 +362,8 @@ class _Relay:
             raise
         self._next = None
         kind = frame.get("type")
+        if kind == "error":
+            _error_of(frame, socket.capture)  # logged as the turn's upstream failure; relayed as the error frame
         if kind in ("response.completed", "response.done"):
             response = frame.get("response")
             rid = response.get("id") if isinstance(response, dict) else None
@@ -364,21 +435,26 @@ class CodexSocketDispatch(DispatchStage):
             if turn.delta is not None and turn.continues is not None and turn.continues == socket.last_response_id:
                 payload["input"] = list(turn.delta)
                 payload["previous_response_id"] = turn.continues
-        frame_body = {**payload, "type": "response.create"}
+        frame = _frame_text(payload)
+        capture = exchange.capture
         if reusable:
             assert socket is not None
+            socket.capture = capture
+            capture.api_websocket_request(url, handshake_headers(request, exchange.request.headers,
+                                                                 socket.session_id), frame, credential)
             try:
-                await socket.send(frame_body)
+                await socket.send_text(frame)
             except (ConnectionError, aiohttp.ClientError, RuntimeError) as exc:
                 exchange.log.info("codex websocket send failed; reconnecting", error=str(exc))
+                capture.api_websocket_error("send", str(exc) or type(exc).__name__)
                 reusable = False
                 payload = json.loads(request.body)
-                frame_body = {**payload, "type": "response.create"}
+                frame = _frame_text(payload)
         if not reusable:
             session_id = payload.get("prompt_cache_key")
             session_id = session_id if isinstance(session_id, str) else ""
             headers = handshake_headers(request, exchange.request.headers, session_id)
-            exchange.capture.upstream_request("GET", url, dict(headers), json_bytes(frame_body), credential)
+            capture.api_websocket_request(url, headers, frame, credential)
             try:
                 socket = await sockets.connect(exchange, credential, url, headers, session_id)
             except UpstreamError as error:
@@ -386,19 +462,18 @@ class CodexSocketDispatch(DispatchStage):
                     raise _HttpFallback from None
                 raise
             try:
-                await socket.send(frame_body)
+                await socket.send_text(frame)
             except (ConnectionError, aiohttp.ClientError, RuntimeError) as exc:
+                capture.api_websocket_error("send", str(exc) or type(exc).__name__, LOST_STATUS)
                 await sockets.drop("send failed")
                 raise UpstreamError(0, f"codex websocket send failed: {exc!r}".encode()) from None
-        else:
-            exchange.capture.upstream_request("WEBSOCKET", url, {}, json_bytes(frame_body), credential)
         assert socket is not None
         try:
             first = await socket.next_frame()
         except UpstreamSocketLost as exc:
             await sockets.drop("closed before the first event")
             raise UpstreamError(0, str(exc).encode()) from None
-        failure = _error_of(first)
+        failure = _error_of(first, capture)
         if failure is not None:
             await sockets.drop(f"upstream error {failure.status}")
             raise failure
@@ -428,7 +503,7 @@ async def relay_raw(sockets: CodexSockets, text: str, send: Any) -> dict[str, An
                 response = frame.get("response")
                 rid = response.get("id") if isinstance(response, dict) else None
                 socket.last_response_id = rid if isinstance(rid, str) else socket.last_response_id
-            await send(json.dumps(_normalised(frame), ensure_ascii=False))
+            await send(json.dumps(_normalised(frame), ensure_ascii=False, separators=(",", ":")))
             if kind in _TERMINAL:
                 finished = kind not in ("error", "response.failed")
                 response = frame.get("response")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import contextvars
 import json
 import re
@@ -247,6 +249,17 @@ def _close_text(msg: aiohttp.WSMessage) -> str:
     return "abnormal"
 
 
+async def _close_without_code(ws: aiohttp.ClientWebSocketResponse) -> None:
+    """End an open socket as the recorder's client did: a close frame without a status code (the reference's
+    request logs read ``websocket: close 1005 (no status)``), then wait briefly for the server's close."""
+    with contextlib.suppress(Exception):
+        await ws._writer.send_frame(b"", aiohttp.WSMsgType.CLOSE)  # aiohttp's close() always sends a code
+        async with asyncio.timeout(2):
+            while (await ws.receive()).type not in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED,
+                                                     aiohttp.WSMsgType.ERROR):
+                pass
+
+
 async def play_ws(session: aiohttp.ClientSession, base: str, request: dict[str, Any]) -> dict[str, Any]:
     """Play one WebSocket step as the recorder did (FORMAT.md §2): connect (a refused upgrade reports its HTTP
     status, kept headers and body), send each frame and read until a terminal frame — then 250 ms more for
@@ -254,7 +267,9 @@ async def play_ws(session: aiohttp.ClientSession, base: str, request: dict[str, 
     url = "ws" + base[len("http") :] + request["path"]
     holder: dict[str, bytes] = {}
     token = _REFUSED.set(holder)
-    ws_session = aiohttp.ClientSession(response_class=_UpgradeResponse, skip_auto_headers=("Accept-Encoding",))
+    # the recorder's websocket client sent neither Accept nor Accept-Encoding (its request logs show none)
+    ws_session = aiohttp.ClientSession(response_class=_UpgradeResponse,
+                                       skip_auto_headers=("Accept", "Accept-Encoding"))
     try:
         try:
             ws = await ws_session.ws_connect(
@@ -296,6 +311,8 @@ async def play_ws(session: aiohttp.ClientSession, base: str, request: dict[str, 
                     break
                 if close is not None:
                     break
+            if close is None:
+                await _close_without_code(ws)
         return {"status": 101, "headers": headers,
                 "body": {"type": "ws", "frames": frames, "close": close or None}}
     finally:

@@ -724,7 +724,8 @@ class MockUpstream:
             "ws_frames": [],
         }
         self.log.append(entry)
-        ws = web.WebSocketResponse(autoping=True)
+        # the recorded mock accepted no permessage-deflate (its 101 has no Sec-WebSocket-Extensions)
+        ws = web.WebSocketResponse(autoping=True, compress=False)
         await ws.prepare(request)
         async for msg in ws:
             if msg.type != WSMsgType.TEXT:

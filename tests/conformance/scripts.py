@@ -201,12 +201,16 @@ def _ws_plan(rest: list[str]) -> Plan:
 def _reqlog_plan(rest: list[str]) -> Plan:
     """``reqlog.*`` (mock-scripts.md, inferred from the goldens): ``request-log: true`` unless ``off``/``forced``;
     failover = one 500 then Ok; ``forced`` (request-log off) and ``upstream_400`` always fail; ``commercial``
-    = commercial mode and a mid-stream error; ``ws.*`` as the ws family (upstream = Codex websockets)."""
+    = commercial mode and a mid-stream error; ``ws.*`` as the ws family (upstream = Codex websockets;
+    ``upstream_error`` an error 400 frame, ``upstream_abort`` the socket dropped after 6 events, as
+    ``ws.upstream.cut_abort``: the golden's frames stop after the sixth and its log reads a 1006 EOF)."""
     name = ".".join(rest)
     if rest and rest[0] == "ws":
         plan = _ws_plan(["upstream" if rest[1].startswith("upstream") else "fallback", *rest[1:]])
         if name == "ws.upstream_error":
             plan.script = _script(always(error(400)))
+        elif name == "ws.upstream_abort":
+            plan.script = _script(always(Reply(kind="cut", content="text", after=FAMILY_AFTER["codex"], abort=True)))
         plan.profile = {**plan.profile, "request-log": True}
         return plan
     profile: dict[str, Any] = {"request-log": True}
