@@ -8,6 +8,10 @@ does not pickle) raises :class:`ChildCallError`, and the caller does the work it
 
 Objects both processes hold already (``shared``: the parent's, which the child inherited at the fork) travel by
 name: only what the child made anew is pickled and unpickled.
+
+:class:`WarmChild` is a child forked once, in advance, that answers one call after another: a fork costs the
+loop a few milliseconds of CPU, and on a busy machine the parent often loses its core to the new child for tens
+of milliseconds right then.
 """
 
 from __future__ import annotations
@@ -19,12 +23,13 @@ import io
 import os
 import pickle
 import signal
+import socket
 from collections.abc import Callable, Hashable, Mapping
 from typing import Any, NoReturn, TypeVar
 
 import structlog
 
-__all__ = ["ChildCallError", "call_in_child"]
+__all__ = ["ChildCallError", "WarmChild", "call_in_child"]
 
 log = structlog.get_logger(__name__)
 
@@ -208,3 +213,145 @@ async def call_in_child(fn: Callable[..., T], *args: Any, wait_s: float = 20.0,
     if not ok:
         raise ChildCallError(f"the call raised {value} in the child")
     return value
+
+
+_HEADER = 8  # bytes of the length that precedes each message between a warm child and its parent
+
+
+def _recv_exact(sock: socket.socket, n: int) -> bytes | None:
+    """`n` bytes from a blocking socket; None at end of file."""
+    chunks: list[bytes] = []
+    while n:
+        chunk = sock.recv(min(n, _READ_SIZE))
+        if not chunk:
+            return None
+        chunks.append(chunk)
+        n -= len(chunk)
+    return b"".join(chunks)
+
+
+def _frame(payload: bytes) -> bytes:
+    return len(payload).to_bytes(_HEADER, "big") + payload
+
+
+# What a warm child's handler returns: the value, and the child's objects that the parent holds under the same
+# names (they are sent by name, see `call_in_child`'s `shared`).
+Answer = tuple[Any, Mapping[Hashable, object] | None]
+
+
+def _serve(sock: socket.socket, handler: Callable[..., Answer]) -> NoReturn:
+    status = 1
+    try:
+        gc.disable()  # collected below, between calls: never while the parent waits
+        _quiet_child_signals()
+        keep = sock.fileno()
+        os.closerange(3, keep)  # the parent's sockets: a connection it closes must not stay open in here
+        os.closerange(keep + 1, max(keep + 1, os.sysconf("SC_OPEN_MAX")))
+        sock.setblocking(True)
+        while True:
+            header = _recv_exact(sock, _HEADER)
+            body = _recv_exact(sock, int.from_bytes(header, "big")) if header is not None else None
+            if body is None:  # the parent closed its end (or exited): done
+                status = 0
+                break
+            try:
+                value, names = handler(*pickle.loads(body))
+                payload = _dumps((True, value), names)
+            except Exception as exc:  # reported to the parent, which then does the work another way
+                payload = pickle.dumps((False, type(exc).__name__))
+            sock.sendall(_frame(payload))
+            del payload
+            gc.collect()
+    finally:
+        os._exit(status)
+
+
+class WarmChild:
+    """A child process forked once that runs ``handler(*args)`` for each :meth:`call`, keeping its state (the
+    handler is typically a callable object) from one call to the next.
+
+    The handler sees the process as it was at the fork plus what earlier calls left; it must not touch the event
+    loop or log. It returns ``(value, names)``: any part of ``value`` that *is* one of ``names``'s objects comes
+    back as the parent's object of the same name in the call's ``shared``. One call at a time; a call that fails
+    to get an answer (the child died, timed out, or the call was cancelled) closes the child.
+    """
+
+    def __init__(self, pid: int, sock: socket.socket) -> None:
+        self.pid = pid
+        self._sock: socket.socket | None = sock
+        self._busy = False
+
+    @classmethod
+    def start(cls, handler: Callable[..., Answer]) -> WarmChild:
+        """Fork the child; raises :class:`ChildCallError` when that is not possible."""
+        if not hasattr(os, "fork"):
+            raise ChildCallError("os.fork is not available")
+        parent, child = socket.socketpair()
+        try:
+            pid = os.fork()
+        except OSError as exc:
+            parent.close()
+            child.close()
+            raise ChildCallError(f"fork failed: {exc.strerror or type(exc).__name__}") from exc
+        if pid == 0:  # pragma: no cover - the child never returns
+            parent.close()
+            _serve(child, handler)
+        child.close()
+        parent.setblocking(False)
+        return cls(pid, parent)
+
+    @property
+    def alive(self) -> bool:
+        """False once closed (or once a call found it gone)."""
+        return self._sock is not None
+
+    async def call(self, *args: Any, shared: Mapping[Hashable, object] | None = None, wait_s: float = 20.0) -> Any:
+        """The handler's value for ``args`` (which must pickle); raises :class:`ChildCallError` when there is
+        none (the handler raised, the child is gone or gave no answer within ``wait_s``)."""
+        sock = self._sock
+        if sock is None or self._busy:
+            raise ChildCallError("the warm child is gone" if sock is None else "the warm child is busy")
+        loop = asyncio.get_running_loop()
+        request = _frame(pickle.dumps(args, protocol=pickle.HIGHEST_PROTOCOL))
+        self._busy = True
+        try:
+            async with asyncio.timeout(wait_s):
+                await loop.sock_sendall(sock, request)
+                header = await self._receive(loop, sock, _HEADER)
+                body = await self._receive(loop, sock, int.from_bytes(header, "big"))
+        except TimeoutError:
+            self.close()
+            raise ChildCallError(f"the warm child gave no answer within {wait_s:g} s") from None
+        except OSError as exc:
+            self.close()
+            raise ChildCallError(f"the warm child is gone ({exc.strerror or type(exc).__name__})") from None
+        except BaseException:  # cancelled mid-call: its answer would be read as the next call's
+            self.close()
+            raise
+        finally:
+            self._busy = False
+        try:
+            ok, value = _loads(body, shared)
+        except Exception as exc:
+            raise ChildCallError(f"no usable answer from the warm child ({type(exc).__name__})") from None
+        if not ok:
+            raise ChildCallError(f"the call raised {value} in the warm child")
+        return value
+
+    @staticmethod
+    async def _receive(loop: asyncio.AbstractEventLoop, sock: socket.socket, n: int) -> bytes:
+        chunks: list[bytes] = []
+        while n:
+            chunk = await loop.sock_recv(sock, min(n, _READ_SIZE))
+            if not chunk:
+                raise ConnectionResetError("end of file")
+            chunks.append(chunk)
+            n -= len(chunk)
+        return b"".join(chunks)
+
+    def close(self) -> None:
+        """Stop the child (it is killed and reaped); calls fail from here on."""
+        sock, self._sock = self._sock, None
+        if sock is not None:
+            sock.close()
+            _kill(self.pid)

@@ -259,6 +259,7 @@ async def serve(store: ConfigStore, sockets: Sequence[socket.socket] | None = No
         # later instead of pausing the loop for 100+ ms.
         gc.collect()
         gc.freeze()
+        store.start_parse_worker()  # forked now, while nothing is in flight: reloads then fork nothing
         # Signals are handled from here on: only now may systemd send them.
         notifier.ready(serving)
         interval = notifier.start_watchdog()
@@ -267,6 +268,7 @@ async def serve(store: ConfigStore, sockets: Sequence[socket.socket] | None = No
         await stop.wait()
         notifier.stopping(f"stopping: finishing in-flight requests (up to {grace:g} s)")
     finally:
+        store.stop_parse_worker()
         await runner.cleanup()
         await notifier.close()
         log.info("stopped")

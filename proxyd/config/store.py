@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import hashlib
 import inspect
 import os
@@ -17,7 +18,7 @@ import attrs
 import bcrypt
 import structlog
 
-from proxyd.childcall import ChildCallError, call_in_child
+from proxyd.childcall import Answer, ChildCallError, WarmChild, call_in_child
 from proxyd.config.document import ConfigDocument
 from proxyd.config.load import LoadResult, Problem, load_config, parse_config_bytes, parse_config_text
 from proxyd.config.model import Config, attr_to_yaml_key, config_yaml_keys
@@ -246,6 +247,27 @@ async def _parse_off_loop(data: bytes | str, path: str, old: Config) -> _Parsed:
         return await asyncio.to_thread(_parse_and_diff, data, path, old)
 
 
+class _ParseWorker:
+    """The warm child's side of a reload's parse (see :meth:`ConfigStore.start_parse_worker`).
+
+    It knows the snapshots it made (and the one it was forked with) by their hash: the parent names the snapshot
+    in effect, the worker diffs the new file against its own copy of it and sends back, by name, the parts that
+    did not change (proxyd/config/share.py).
+    """
+
+    def __init__(self, config: Config, sha256: str) -> None:
+        self._known: dict[str, Config] = {sha256: config}
+
+    def __call__(self, sha256: str, data: bytes | str, path: str) -> Answer:
+        old = self._known.get(sha256)
+        if old is None:  # the parent swapped in a snapshot made elsewhere
+            raise LookupError("not a snapshot of this worker")
+        parsed = _parse_and_diff(data, path, old, portable=True)
+        if parsed.result.config is not None:  # the next call names this one, or still the old one
+            self._known = {sha256: old, parsed.result.sha256: parsed.result.config}
+        return parsed, shared_parts(old)
+
+
 def _subscriber_name(fn: Callable[..., Any]) -> str:
     return getattr(fn, "__qualname__", None) or repr(fn)
 
@@ -267,6 +289,9 @@ class ConfigStore:
         self._subscribers: list[Subscriber] = []
         self._lock = asyncio.Lock()
         self._opened_stat = self._stat()
+        self._worker: WarmChild | None = None
+        self._worker_wanted = False
+        self._worker_due = False  # a big file was parsed without the worker: fork one once that is over
 
     @classmethod
     def open(cls, path: Path, *, hash_secret: bool = True) -> ConfigStore:
@@ -334,7 +359,9 @@ class ConfigStore:
     async def reload(self, reason: str = "watch") -> bool:
         """Re-read the file; True when a new snapshot was swapped in."""
         async with self._lock:
-            return await self._reload_locked(reason)
+            changed = await self._reload_locked(reason)
+        self._start_worker_if_due()
+        return changed
 
     async def _reload_locked(self, reason: str) -> bool:
         path = str(self._path)
@@ -350,7 +377,7 @@ class ConfigStore:
         if hashlib.sha256(data).hexdigest() == self._result.sha256:
             log.debug("config file content unchanged (hash match), skipping reload", path=path, reason=reason)
             return False
-        parsed = await _parse_off_loop(data, path, self.current)
+        parsed = await self._parse(data)
         return await self._apply(parsed.result, reason, parsed.diff)
 
     async def _apply(self, result: LoadResult, reason: str,
@@ -389,29 +416,98 @@ class ConfigStore:
             except Exception:
                 log.exception("config subscriber failed", subscriber=_subscriber_name(fn))
 
+    # ------------------------------------------------------------------ the parse worker
+
+    def start_parse_worker(self) -> bool:
+        """Parse big files in a process forked in advance from now on (the daemon calls this once it is set up):
+        a reload then costs the event loop no fork. It is forked now when the file in effect is big, else after
+        the first big one is loaded (small files are parsed in a worker thread). Without it, each big file is
+        parsed in a child forked for that reload. True when a worker runs."""
+        self._worker_wanted = True
+        try:
+            big = self._path.stat().st_size >= CHILD_PARSE_MIN_BYTES
+        except OSError:
+            big = False
+        return self._start_worker() if big else False
+
+    def stop_parse_worker(self) -> None:
+        """Stop the parse worker (at shutdown)."""
+        self._worker_wanted = self._worker_due = False
+        if self._worker is not None:
+            self._worker.close()
+            self._worker = None
+
+    def _start_worker(self) -> bool:
+        self._worker_due = False
+        try:
+            self._worker = WarmChild.start(_ParseWorker(self.current, self.sha256))
+        except ChildCallError as exc:
+            log.warning("no config parse worker", error=str(exc))
+            self._worker = None
+            return False
+        return True
+
+    def _start_worker_if_due(self) -> None:
+        """After a reload or a write (its runtime swapped in, the lock released): the worker it lacked."""
+        if self._worker_due and self._worker_wanted and self._worker is None and not self._lock.locked():
+            self._start_worker()
+
+    async def _parse(self, data: bytes | str) -> _Parsed:
+        """`data` parsed, validated and diffed against the snapshot in effect, away from the event loop."""
+        path = str(self._path)
+        worker = self._worker
+        if worker is not None:
+            try:
+                return await worker.call(self.sha256, data, path, shared=shared_parts(self.current))
+            except ChildCallError as exc:  # it did not know the snapshot, or it is gone: a new one afterwards
+                log.info("config parse worker replaced", error=str(exc))
+                worker.close()
+                self._worker = None
+                self._worker_due = True
+        elif len(data) >= CHILD_PARSE_MIN_BYTES:
+            self._worker_due = True
+        return await _parse_off_loop(data, path, self.current)
+
     # ------------------------------------------------------------------ writes
 
     async def edit(self, mutate: Callable[[ConfigDocument], None], reason: str = "edit") -> LoadResult:
         """Apply ``mutate`` to a copy of the file's document; validate, write atomically, swap.
 
         The file on disk is re-read first (so edits made outside proxyd are kept). Nothing is written
-        when the edited document is invalid; the returned result carries the problems.
+        when the edited document is invalid; the returned result carries the problems. The round-trip document
+        is loaded, mutated and dumped in a worker thread (for a thousand keys that is about a second of CPU):
+        ``mutate`` must not touch the event loop.
         """
         async with self._lock:
+            async with _short_gil_slices():
+                text = await asyncio.to_thread(self._edited_text, mutate)
+            result = await self._write_locked(text, reason)
+        self._start_worker_if_due()
+        return result
+
+    def _edited_text(self, mutate: Callable[[ConfigDocument], None]) -> str:
+        collecting = gc.isenabled()
+        gc.disable()  # the round-trip tree is hundreds of thousands of objects: no collection walks them meanwhile
+        try:
             try:
                 document = ConfigDocument.load(self._path)
             except Exception:
                 document = self.document.copy()
             mutate(document)
-            return await self._write_locked(document.dump(), reason)
+            return document.dump()
+        finally:
+            if collecting:
+                gc.enable()
 
     async def write_text(self, text: str, reason: str = "write") -> LoadResult:
         """Replace the whole file with ``text`` if it is valid (``PUT /config.yaml``), then swap."""
         async with self._lock:
-            return await self._write_locked(text, reason)
+            result = await self._write_locked(text, reason)
+        self._start_worker_if_due()
+        return result
 
     async def _write_locked(self, text: str, reason: str) -> LoadResult:
-        parsed = await _parse_off_loop(text, str(self._path), self.current)
+        parsed = await self._parse(text)
         result = parsed.result
         if not result.ok:
             return result
