@@ -11,6 +11,7 @@ import aiohttp
 from aiohttp import web
 
 from proxyd.http.errors import ProxyError, UpstreamError
+from proxyd.http.streaming import HeldHeadersResponse
 from proxyd.pipeline.exchange import Exchange
 from proxyd.protocols.base import WireProtocol
 from proxyd.protocols.rewrite import ResponseRewriter, stream_closed_error, transport_cut_error
@@ -125,7 +126,9 @@ class StreamRewriteStage:
         exchange.capture.client_body(body)
 
     async def _stream(self, exchange: Exchange, rewriter: ResponseRewriter) -> None:
-        response = web.StreamResponse(status=200, headers={**passthrough_headers(exchange, SSE_HEADERS), **SSE_HEADERS})
+        # The headers go out with the first event's bytes, in one packet (proxyd/http/streaming.py).
+        response = HeldHeadersResponse(status=200,
+                                       headers={**passthrough_headers(exchange, SSE_HEADERS), **SSE_HEADERS})
         await response.prepare(exchange.request)
         exchange.response = response
         capture = exchange.capture
@@ -135,12 +138,16 @@ class StreamRewriteStage:
             capture.client_body(data)
             await response.write(data)
 
+        async def finish(data: bytes) -> None:
+            capture.client_body(data)
+            await response.write_eof(data)  # the last bytes and the chunked terminator in one send
+
         events = exchange.events
         keepalive = float(exchange.runtime.config.streaming.keepalive_seconds or 0)
         if events is None:
-            await write(rewriter.done())
-            await response.write_eof()
+            await finish(rewriter.done())
             return
+        first = True
         try:
             while True:
                 try:
@@ -153,23 +160,23 @@ class StreamRewriteStage:
                 out = b"".join([rewriter.event(e) for e in batch])
                 if out:
                     await write(out)
+                elif first:
+                    await response.send_headers()  # the client has the headers once the first event is in
+                first = False
         except (aiohttp.ClientError, SSEError, TimeoutError, ValueError) as exc:
             exchange.log.warning("upstream stream failed mid-way", error=str(exc))
             exchange.failed_mid_stream = True
             if exchange.chosen.provider.protocol is not WireProtocol.OPENAI_RESPONSES:
-                await write(rewriter.error_frame(mid_stream_failure(exc)))
-                await response.write_eof()
+                await finish(rewriter.error_frame(mid_stream_failure(exc)))
                 return
             # A Responses (Codex) stream broken off is reported as one that ended before its terminal event
             # (the reference's 408): the translating rewriters say so when closed, a relay below.
         if getattr(rewriter, "unterminated", False):
             # a relayed Responses stream that ended without its terminal event: the reference's 408
             exchange.failed_mid_stream = True
-            await write(rewriter.error_frame(stream_closed_error()))
-            await response.write_eof()
+            await finish(rewriter.error_frame(stream_closed_error()))
             return
-        await write(rewriter.done())
-        await response.write_eof()
+        await finish(rewriter.done())
 
 
 def mid_stream_failure(exc: BaseException) -> ProxyError | UpstreamError:
