@@ -78,9 +78,12 @@ class Histogram:
         self.sums: dict[Labels, float] = {}
 
     def observe(self, labels: Labels, value: float) -> None:
-        counts = self.counts.setdefault(labels, [0] * (len(self.buckets) + 1))
+        counts = self.counts.get(labels)
+        if counts is None:
+            counts = self.counts[labels] = [0] * (len(self.buckets) + 1)
+            self.sums[labels] = 0.0
         counts[bisect.bisect_left(self.buckets, value)] += 1
-        self.sums[labels] = self.sums.get(labels, 0.0) + value
+        self.sums[labels] += value
 
     def count(self, labels: Labels) -> int:
         return sum(self.counts.get(labels, ()))

@@ -5,7 +5,6 @@ Written by the edge middleware (proxyd/http/edge.py) when the request is over.
 
 from __future__ import annotations
 
-import contextlib
 from typing import Any
 
 from aiohttp import web
@@ -23,8 +22,10 @@ def write(request: web.Request, status: int, seconds: float) -> None:
         return
     event: dict[str, Any] = {"method": request.method, "path": request.path, "status": status,
                              "latency_ms": round(seconds * 1000, 2), "peer": request.remote}
-    with contextlib.suppress(KeyError):
+    try:  # noqa: SIM105 - contextlib.suppress costs a context manager per request
         event.update(request[FIELDS])
+    except KeyError:  # not a proxied request
+        pass
     emit_line("info", "request", event, _FILE, _LINE)
 
 

@@ -11,16 +11,18 @@ from typing import Any
 
 import aiohttp_cors
 from aiohttp import hdrs, web
+from multidict import istr
 
 ALLOW_METHODS = "GET, POST, PUT, PATCH, DELETE, OPTIONS"
 EXPOSE_HEADERS = ("X-CPA-TRACE-ID, X-Request-Id, Retry-After, Location, OpenAI-Request-Id, X-CPA-VERSION, "
                   "X-CPA-COMMIT, X-CPA-BUILD-DATE")
-CORS_HEADERS: dict[str, str] = {
-    "Access-Control-Allow-Origin": "*",
-    "Access-Control-Allow-Methods": ALLOW_METHODS,
-    "Access-Control-Allow-Headers": "*",
-    "Access-Control-Expose-Headers": EXPOSE_HEADERS,
+CORS_HEADERS: dict[str, str] = {  # `istr` names: CIMultiDict looks them up without case-folding them first
+    istr("Access-Control-Allow-Origin"): "*",
+    istr("Access-Control-Allow-Methods"): ALLOW_METHODS,
+    istr("Access-Control-Allow-Headers"): "*",
+    istr("Access-Control-Expose-Headers"): EXPOSE_HEADERS,
 }
+_DEFAULTS = tuple(CORS_HEADERS.items())
 
 CORS_KEY = web.AppKey("proxyd.cors", aiohttp_cors.CorsConfig)
 NO_CORS = web.ResponseKey("proxyd.no_cors", bool)  # a response holding this key gets no CORS headers (redirects)
@@ -35,14 +37,24 @@ def preflight() -> web.Response:
 async def stamp(request: web.Request, response: web.StreamResponse) -> None:
     """The reference's permissive headers on a response about to be sent: aiohttp-cors's own hook first, for
     browser requests (an `Origin` header; it refuses to run once the headers are there), then the defaults."""
-    if NO_CORS in response:
+    if len(response) and NO_CORS in response:  # (`in` raises and catches a KeyError when the key is absent)
         return
     if hdrs.ORIGIN in request.headers:
-        hook = request.app.get(_CORS_HOOK)
-        if hook is not None:
-            await hook(request, response)
+        await browser_hook(request, response)
+    stamp_defaults(response)
+
+
+async def browser_hook(request: web.Request, response: web.StreamResponse) -> None:
+    """aiohttp-cors's response hook (a browser request: it has an `Origin` header)."""
+    hook = request.app.get(_CORS_HOOK)
+    if hook is not None:
+        await hook(request, response)
+
+
+def stamp_defaults(response: web.StreamResponse) -> None:
+    """The reference's permissive headers wherever the response has none of its own."""
     setdefault = response.headers.setdefault
-    for name, value in CORS_HEADERS.items():
+    for name, value in _DEFAULTS:
         setdefault(name, value)
 
 

@@ -16,6 +16,7 @@ import time
 from aiohttp import hdrs, web
 
 from proxyd.http import access_log, cors, request_id, request_metrics, trace_id
+from proxyd.http.cors import NO_CORS
 from proxyd.http.error_handling import answer_exception, must_propagate
 from proxyd.http.types import Handler
 
@@ -54,10 +55,17 @@ async def edge_middleware(request: web.Request, handler: Handler) -> web.StreamR
 
 
 async def _on_prepare(request: web.Request, response: web.StreamResponse) -> None:
+    """The one response-prepare hook: request id, trace id, stream metrics, CORS headers (no awaits but for a
+    browser request's aiohttp-cors hook)."""
     request_id.stamp_prepared(request, response)
     trace_id.stamp(request, response)
-    request_metrics.on_prepare(request, response)
-    await cors.stamp(request, response)
+    if type(response) is not web.Response:  # a whole body is never a stream
+        request_metrics.on_prepare(request, response)
+    if len(response) and NO_CORS in response:  # (`in` raises and catches a KeyError when the key is absent)
+        return
+    if hdrs.ORIGIN in request.headers:
+        await cors.browser_hook(request, response)
+    cors.stamp_defaults(response)
 
 
 def setup_edge(app: web.Application) -> None:

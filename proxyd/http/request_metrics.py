@@ -8,18 +8,17 @@ prepared as ``text/event-stream`` or as a WebSocket until its handler returns.
 
 from __future__ import annotations
 
-from typing import Any
-
 from aiohttp import web
 
 from proxyd import metrics
-from proxyd.http.types import request_key
 
 __all__ = ["CLIENT_CLOSED", "finish", "on_prepare", "route_label"]
 
 UNMATCHED = "unmatched"
 CLIENT_CLOSED = 499
-_STREAMING: Any = request_key("proxyd.metrics.streaming", bool)
+# The requests (by id) whose response counts as an open stream now: an empty set costs one test per request,
+# where a request-storage key would raise and catch a KeyError for every request that is not a stream.
+_STREAMING: set[int] = set()
 
 
 def route_label(request: web.Request) -> str:
@@ -30,14 +29,11 @@ def route_label(request: web.Request) -> str:
 
 def finish(request: web.Request, status: int, seconds: float) -> None:
     """Count and time a finished request (the edge middleware calls this once per request)."""
-    try:
-        streaming = request[_STREAMING]
-    except KeyError:  # most requests (Mapping.get would raise and catch the same KeyError, more slowly)
-        streaming = False
-    if streaming:
-        request[_STREAMING] = False
+    if _STREAMING and id(request) in _STREAMING:
+        _STREAMING.discard(id(request))
         metrics.stream_finished()
-    metrics.record_request(route_label(request), status, seconds)
+    resource = request.match_info.route.resource
+    metrics.record_request(resource.canonical if resource is not None else UNMATCHED, status, seconds)
 
 
 def on_prepare(request: web.Request, response: web.StreamResponse) -> None:
@@ -45,6 +41,6 @@ def on_prepare(request: web.Request, response: web.StreamResponse) -> None:
     if type(response) is web.Response:  # a whole body: never a stream
         return
     streaming = isinstance(response, web.WebSocketResponse) or response.content_type == "text/event-stream"
-    if streaming and not request.get(_STREAMING):
-        request[_STREAMING] = True
+    if streaming and id(request) not in _STREAMING:
+        _STREAMING.add(id(request))
         metrics.stream_started()

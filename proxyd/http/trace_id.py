@@ -12,11 +12,12 @@ import time
 from typing import Any
 
 from aiohttp import hdrs, web
+from multidict import istr
 
 from proxyd.http.request_id import request_id_of
 from proxyd.http.types import request_key
 
-HEADER = "X-Cpa-Trace-Id"
+HEADER = istr("X-Cpa-Trace-Id")
 TRACE: Any = request_key("proxyd.trace_id", str)
 
 
