@@ -28,6 +28,7 @@ from proxyd.config.load import normalize_excluded, normalize_prefix, validate_pr
 from proxyd.credentials.from_config import is_excluded
 from proxyd.credentials.model import Credential, ModelMapping
 from proxyd.fsutil import atomic_write_bytes
+from proxyd.fswatch import DirWatch
 from proxyd.models import catalog
 from proxyd.protocols.base import WireProtocol
 
@@ -480,18 +481,35 @@ class AuthDir:
 
     # ------------------------------------------------------------------ watching
 
-    async def watch(self, poll_interval: float = 0.5, debounce: float = 0.2) -> None:
+    async def watch(self, poll_interval: float = 0.5, debounce: float = 0.2, idle_poll: float = 10.0) -> None:
         """Poll the directory's entries; re-read files whose stat changed once they settled for `debounce`.
 
-        Runs until cancelled. Files added, changed or removed take effect within about one second.
+        With inotify (proxyd/fswatch.py) a change in the directory wakes the poller at once and, while
+        nothing happens, the entries are scanned only every `idle_poll` seconds (for file systems that send
+        no events); without it, every `poll_interval`. Runs until cancelled. Files added, changed or removed
+        take effect within about one second.
         """
         loop = asyncio.get_running_loop()
         pending: dict[str, float] = {}
+        notify = DirWatch(self.directory)
+        notify.ensure()
         last = self._stats
+        try:
+            await self._watch_loop(loop, notify, pending, last, poll_interval, debounce, idle_poll)
+        finally:
+            notify.close()
+
+    async def _watch_loop(self, loop: asyncio.AbstractEventLoop, notify: DirWatch, pending: dict[str, float],
+                          last: dict[str, _Stat], poll_interval: float, debounce: float, idle_poll: float) -> None:
         while True:
-            await asyncio.sleep(min(poll_interval, debounce) if pending else poll_interval)
+            if pending:
+                await asyncio.sleep(min(poll_interval, debounce))
+            else:
+                await notify.wait(max(idle_poll, poll_interval) if notify.ensure() else poll_interval)
             try:
-                current = await asyncio.to_thread(self._scan_stats)
+                # A missing directory (the default one often is) needs no worker thread to be found empty.
+                exists = os.path.exists(self.directory)  # noqa: ASYNC240 - one stat, as the config watcher's
+                current = await asyncio.to_thread(self._scan_stats) if exists else {}
                 now = loop.time()
                 for name in set(current) | set(last):
                     if current.get(name) != last.get(name):
