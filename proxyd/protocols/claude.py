@@ -1129,6 +1129,12 @@ class ClaudeStreamEncoder:
     def encode(self, event: StreamEvent) -> bytes:
         if self._done:
             return b""
+        if type(event) is TextDelta and self._queue:
+            last = self._queue[-1]
+            if last.kind == "text" and last.opened and not last.finished and event.text:
+                # _content("text", …) on a running text block: one content_block_delta frame
+                return b"".join((_BLOCK_DELTA_HEAD, str(last.index).encode(), _DELTA_HEADS["text"],
+                                 jsonfast.string(event.text), b"}}\n\n"))
         out: list[bytes] = []
         if isinstance(event, StreamStart):
             self._start(out, event)

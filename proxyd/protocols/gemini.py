@@ -1059,14 +1059,15 @@ class GeminiStreamDecoder:
             parsed = jsonfast.loads(data)
         except ValueError:
             return []
-        chunks = parsed if isinstance(parsed, list) else [parsed]
+        if type(parsed) is not list:
+            return self._chunk(parsed, event.event)
         out: list[StreamEvent] = []
-        for chunk in chunks:
+        for chunk in parsed:
             out.extend(self._chunk(chunk, event.event))
         return out
 
     def _chunk(self, chunk: Any, name: str | None) -> list[StreamEvent]:
-        # Parsed JSON: objects are dicts.
+        # Parsed JSON: objects are dicts. Returns a new list (decode may hand it on as is).
         if not isinstance(chunk, dict):
             return []
         error = chunk.get("error")
@@ -1090,6 +1091,7 @@ class GeminiStreamDecoder:
         candidates = chunk.get("candidates")
         candidate = candidates[0] if isinstance(candidates, list) and candidates else None
         native: str | None = None
+        blocked = False
         if isinstance(candidate, dict):
             content = candidate.get("content")
             parts = content.get("parts") if isinstance(content, dict) else None
@@ -1102,13 +1104,14 @@ class GeminiStreamDecoder:
                                 out.append(TextDelta(text))
                         else:
                             out.extend(self._part(part))
-            reason = _get(candidate, "finishReason", "finish_reason")
+            # _get(candidate, "finishReason", "finish_reason"), inlined on this per-event path
+            reason = candidate["finishReason"] if "finishReason" in candidate else candidate.get("finish_reason")
             native = reason if isinstance(reason, str) and reason else None
-        blocked = False
-        if candidate is None:
+        elif candidate is None:
             feedback = _get(chunk, "promptFeedback", "prompt_feedback")
             blocked = isinstance(feedback, dict) and feedback.get("blockReason")
-        usage = usage_from_gemini(_get(chunk, "usageMetadata", "usage_metadata"))
+        meta = chunk["usageMetadata"] if "usageMetadata" in chunk else chunk.get("usage_metadata")
+        usage = usage_from_gemini(meta) if meta is not None else None
         if native is not None and not self.finished:
             self.finished = True
             out.append(Finish(reason=_canonical_finish(native, self.tool_index > 0), native=native))

@@ -655,7 +655,14 @@ def _decode_response_format(body: Mapping[str, Any]) -> ResponseFormat | None:
     raise CodecError("response_format.type", "must be text, json_object or json_schema")
 
 
+_GENERATION_KEYS = frozenset({"max_completion_tokens", "max_tokens", "stop", "temperature", "top_p", "top_k", "seed",
+                              "presence_penalty", "frequency_penalty", "n", "response_format"})
+_NO_GENERATION = Generation()  # immutable, so one instance serves every body without sampling settings
+
+
 def _decode_generation(body: Mapping[str, Any]) -> Generation:
+    if _GENERATION_KEYS.isdisjoint(body):
+        return _NO_GENERATION
     max_tokens = _opt_int(body, "max_completion_tokens")
     if max_tokens is None:
         max_tokens = _opt_int(body, "max_tokens")
@@ -1249,7 +1256,10 @@ class ChatStreamDecoder:
 
     def _choice(self, choice: dict[str, Any], out: list[StreamEvent]) -> None:
         delta = choice.get("delta")
-        if isinstance(delta, dict) and delta:
+        if type(delta) is dict and len(delta) == 1 and type(delta.get("content")) is str:
+            if delta["content"]:  # the common delta: text alone (what the full path below makes of it)
+                out.append(TextDelta(delta["content"]))
+        elif isinstance(delta, dict) and delta:
             get = delta.get
             reasoning = get("reasoning_content")
             if reasoning is None:
@@ -1349,7 +1359,7 @@ class ChatStreamEncoder:
         self.context = context
         self.shape = shape_for(context)
         self.model = model
-        self.id = new_id(CHAT_ID_PREFIX)
+        self._id: str | None = None  # minted on first use: a StreamStart usually brings the upstream's
         self.created = 0
         self._started = False
         self._finished = False
@@ -1367,6 +1377,17 @@ class ChatStreamEncoder:
         self._head: tuple[str, int, bytes] | None = None  # (id, created, framed bytes up to "choices")
         # Text chunks framed straight from templates, unless a subclass frames chunk objects its own way.
         self._fast = type(self)._frame is ChatStreamEncoder._frame
+
+    @property
+    def id(self) -> str:
+        """The chunks' `id`: the upstream's (from StreamStart), else a fresh `chatcmpl-…`."""
+        if self._id is None:
+            self._id = new_id(CHAT_ID_PREFIX)
+        return self._id
+
+    @id.setter
+    def id(self, value: str) -> None:
+        self._id = value
 
     # ------------------------------------------------------------------ chunk objects
 
@@ -1598,8 +1619,12 @@ class ChatStreamEncoder:
         if not event.text:
             return b""
         if self.shape.chunk_per_upstream_event:
-            delta = self._pending_delta()
-            delta["content"] = (delta["content"] or "") + event.text
+            delta = self._pending
+            if delta is None:  # _pending_delta() with this text
+                self._pending = {"role": "assistant", "content": event.text, "reasoning_content": None,
+                                 "tool_calls": None}
+            else:
+                delta["content"] = (delta["content"] or "") + event.text
             return b""
         role = b'{"role":"assistant","content":' if self.shape.role_on_deltas else b'{"content":'
         return self._text_frame(b"".join((role, jsonfast.string(event.text), b"}")))

@@ -16,7 +16,7 @@ from proxyd.protocols import jsonfast, openai_completions, openai_responses
 from proxyd.protocols.aggregate import StreamAggregator
 from proxyd.protocols.base import WireProtocol
 from proxyd.protocols.canonical import StreamEvent, Usage, UsageUpdate
-from proxyd.protocols.codec import AnswerContext, Codec
+from proxyd.protocols.codec import AnswerContext, Codec, StreamDecoder, StreamEncoder
 from proxyd.protocols.sse import SSEEvent, frame
 from proxyd.protocols.usage import UsageTap, merge, usage_in
 
@@ -233,7 +233,9 @@ class CompletionsFromChat:
 
 
 class CanonicalRewriter:
-    """Different protocols: upstream codec → canonical → client codec, incrementally for streams."""
+    """Different protocols: upstream codec → canonical → client codec, incrementally for streams.
+
+    The stream decoder and encoder are made on first use: a non-streamed body needs neither."""
 
     def __init__(self, upstream: Codec, client: Codec, client_model: str,
                  context: AnswerContext | None = None) -> None:
@@ -241,15 +243,28 @@ class CanonicalRewriter:
         self._client = client
         self._model = client_model
         self._context = context or AnswerContext(source=upstream.protocol)
-        self._decoder = upstream.stream_decoder()
-        self._encoder = client.stream_encoder(model=client_model, context=self._context)
+        self._decoder_: StreamDecoder | None = None
+        self._encoder_: StreamEncoder | None = None
         # Encoders that merge one upstream event's pieces (Chat answers from Gemini) emit them on flush().
-        self._flush = getattr(self._encoder, "flush", None)
+        self._flush: Callable[[], bytes] | None = None
         self.usage: Usage | None = None
+
+    @property
+    def _decoder(self) -> StreamDecoder:
+        if self._decoder_ is None:
+            self._decoder_ = self._upstream.stream_decoder()
+        return self._decoder_
+
+    @property
+    def _encoder(self) -> StreamEncoder:
+        if self._encoder_ is None:
+            self._encoder_ = self._client.stream_encoder(model=self._model, context=self._context)
+            self._flush = getattr(self._encoder_, "flush", None)
+        return self._encoder_
 
     def _seen(self, events: list[StreamEvent]) -> list[StreamEvent]:
         for event in events:
-            if isinstance(event, UsageUpdate):
+            if type(event) is UsageUpdate:
                 self.usage = event.usage
         return events
 
@@ -264,10 +279,11 @@ class CanonicalRewriter:
 
     def stream_body(self, events: Iterable[SSEEvent]) -> bytes:
         aggregator = StreamAggregator()
+        decoder = self._decoder
         for event in events:
-            for canonical in self._seen(self._decoder.decode(event)):
+            for canonical in self._seen(decoder.decode(event)):
                 aggregator.feed(canonical)
-        for canonical in self._seen(self._decoder.close()):
+        for canonical in self._seen(decoder.close()):
             aggregator.feed(canonical)
         responses = self._upstream.protocol is WireProtocol.OPENAI_RESPONSES
         if aggregator.error is not None:
@@ -280,18 +296,38 @@ class CanonicalRewriter:
         return jsonfast.dumps_spaced(encoded).encode()
 
     def event(self, event: SSEEvent) -> bytes:
-        encode = self._encoder.encode
-        out = b"".join([encode(c) for c in self._seen(self._decoder.decode(event))])
-        return out + self._flush() if self._flush is not None else out
+        decoder = self._decoder_ or self._decoder
+        encoder = self._encoder_ or self._encoder
+        decoded = decoder.decode(event)
+        if len(decoded) == 1:  # the common case: one upstream event, one canonical event
+            canonical = decoded[0]
+            if type(canonical) is UsageUpdate:
+                self.usage = canonical.usage
+            out = encoder.encode(canonical)
+        elif decoded:
+            encode = encoder.encode
+            out = b"".join([encode(c) for c in self._seen(decoded)])
+        else:
+            out = b""
+        flush = self._flush
+        return out + flush() if flush is not None else out
+
+    def events(self, events: list[SSEEvent]) -> bytes:
+        """`b"".join(self.event(e) for e in events)`: the events parsed from one upstream read."""
+        if len(events) == 1:
+            return self.event(events[0])
+        event = self.event
+        return b"".join([event(e) for e in events])
 
     def done(self) -> bytes:
+        encoder = self._encoder
         chat_to_responses = (self._client.protocol is WireProtocol.OPENAI_RESPONSES
                              and self._upstream.protocol is WireProtocol.OPENAI_CHAT)
         if chat_to_responses and not getattr(self._decoder, "saw_done", True):
             # Responses clients need a terminal event: the reference fails a chat stream that ends without [DONE]
-            return self._encoder.error(502, CHAT_CLOSED_EARLY)
-        tail = b"".join(self._encoder.encode(c) for c in self._seen(self._decoder.close()))
-        return tail + self._encoder.close()
+            return encoder.error(502, CHAT_CLOSED_EARLY)
+        tail = b"".join(encoder.encode(c) for c in self._seen(self._decoder.close()))
+        return tail + encoder.close()
 
     def error_frame(self, error: ProxyError | UpstreamError) -> bytes:
         status, message = error_status_message(error)
