@@ -6,6 +6,7 @@ import asyncio
 import enum
 import json
 import math
+from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -17,7 +18,7 @@ from proxyd.credentials.scoped_errors import FORCED_COOLDOWN_SECONDS, cools, sco
 from proxyd.http import trace_id
 from proxyd.http.errors import ProxyError, UpstreamError
 from proxyd.metrics import upstream_timer
-from proxyd.pipeline.exchange import Attempt, Candidate, Exchange
+from proxyd.pipeline.exchange import Attempt, Candidate, Exchange, Prefetched
 from proxyd.protocols.base import WireProtocol
 from proxyd.protocols.sse import SSEError, SSEEvent, iter_sse
 from proxyd.providers.base import (
@@ -95,6 +96,26 @@ def provider_label(credential: Credential) -> str:
 _PROVIDER_TITLES = {"claude": "Claude", "codex": "Codex", "gemini": "Gemini", "vertex": "Vertex"}
 
 
+async def read_whole(exchange: Exchange, candidate: Candidate) -> bytes:
+    """A non-streaming answer read whole. A body cut short fails the attempt with the reference's transport
+    error (500 `unexpected EOF`, retried); an always-streaming upstream keeps what arrived, so the rewrite
+    stage answers the reference's 408 for a stream that never completed."""
+    assert exchange.upstream is not None
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        async for chunk in exchange.upstream.response.content.iter_any():
+            size += len(chunk)
+            if size > MAX_UPSTREAM_BODY:
+                raise UpstreamError(502, f"upstream body larger than {MAX_UPSTREAM_BODY} bytes".encode())
+            chunks.append(chunk)
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        exchange.log.warning("upstream body cut short", error=str(exc), received=size)
+        if not candidate.provider.always_streams:
+            raise UpstreamError(0, b"unexpected EOF") from None
+    return b"".join(chunks)
+
+
 class DispatchStage:
     """Sends the request over the candidates; cools failing credentials down and waits for them when allowed.
 
@@ -151,20 +172,34 @@ class DispatchStage:
         model = exchange.route_model
         limit = config.max_retry_credentials
         tried: dict[str, Credential] = {}
+        # The fast lane's attempt (pipeline/fast_lane.py): it already checked, picked and acquired its candidate
+        # and sent the request; the candidates before it were cooling down when it looked.
+        pending, exchange.prefetched = exchange.prefetched, None
         for candidate in exchange.candidates:
             credential = candidate.route.credential
-            if candidate.credential_id not in tried:  # later pool members of a tried credential still run
-                if manager.blocked_until(credential, model) is not None:
+            prefetched = None
+            if pending is not None:
+                if candidate is not pending.candidate:
                     continue
-                if limit > 0 and len(tried) >= limit:
-                    break
+                prefetched, pending = pending, None
+            else:
+                if candidate.credential_id not in tried:  # later pool members of a tried credential still run
+                    if manager.blocked_until(credential, model) is not None:
+                        continue
+                    if limit > 0 and len(tried) >= limit:
+                        break
+                exchange.runtime.selector.picked(model, candidate.route)
+                trace_id.note(exchange.request, auth_index_of(credential))
+                manager.acquire(credential)
             tried[candidate.credential_id] = credential
-            exchange.runtime.selector.picked(model, candidate.route)
-            trace_id.note(exchange.request, auth_index_of(credential))
-            manager.acquire(credential)
             try:
-                with upstream_timer(credential.provider):
-                    await self._attempt(exchange, candidate)
+                timer = upstream_timer(credential.provider)
+                with timer:
+                    if prefetched is not None:
+                        timer.started = prefetched.started  # the attempt began in the lane
+                        await self._attempt(exchange, candidate, prefetched)
+                    else:
+                        await self._attempt(exchange, candidate)  # subclasses override this form
             except UpstreamError as error:
                 manager.release(credential)
                 await exchange.aclose()
@@ -302,27 +337,14 @@ class DispatchStage:
         exchange.count_body = raw
         exchange.count_tokens = provider.count_total(answer if isinstance(answer, dict) else {})
 
-    @staticmethod
-    async def _read_whole(exchange: Exchange, candidate: Candidate) -> bytes:
-        """A non-streaming answer read whole. A body cut short fails the attempt with the reference's transport
-        error (500 `unexpected EOF`, retried); an always-streaming upstream keeps what arrived, so the rewrite
-        stage answers the reference's 408 for a stream that never completed."""
-        assert exchange.upstream is not None
-        chunks: list[bytes] = []
-        size = 0
-        try:
-            async for chunk in exchange.upstream.response.content.iter_any():
-                size += len(chunk)
-                if size > MAX_UPSTREAM_BODY:
-                    raise UpstreamError(502, f"upstream body larger than {MAX_UPSTREAM_BODY} bytes".encode())
-                chunks.append(chunk)
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            exchange.log.warning("upstream body cut short", error=str(exc), received=size)
-            if not candidate.provider.always_streams:
-                raise UpstreamError(0, b"unexpected EOF") from None
-        return b"".join(chunks)
-
-    async def _attempt(self, exchange: Exchange, candidate: Candidate) -> None:
+    async def _attempt(self, exchange: Exchange, candidate: Candidate, prefetched: Prefetched | None = None) -> None:
+        if prefetched is not None:
+            # sent by the fast lane: its failure, or a stream reply whose first event is this stage's to judge
+            if prefetched.error is not None:
+                raise prefetched.error
+            assert prefetched.chunks is not None
+            await self._first_event(exchange, prefetched.chunks)
+            return
         if exchange.count:
             await self._count(exchange, candidate)
             return
@@ -349,10 +371,15 @@ class DispatchStage:
         capture.upstream_response(reply.status, reply.headers)
         if not exchange.stream:
             # Read the whole answer here, so a body cut short counts as this attempt's failure (and is retried).
-            exchange.upstream_body = await self._read_whole(exchange, candidate)
+            exchange.upstream_body = await read_whole(exchange, candidate)
             capture.upstream_body(exchange.upstream_body)
             return
-        chunks = reply.response.content.iter_any()
+        await self._first_event(exchange, reply.response.content.iter_any())
+
+    @staticmethod
+    async def _first_event(exchange: Exchange, chunks: AsyncIterator[bytes]) -> None:
+        """A stream attempt counts once its first event arrived (and is not an in-band error)."""
+        capture = exchange.capture
         events = iter_sse(capture.tee(chunks) if capture.full else chunks)
         try:
             first = await anext(events)

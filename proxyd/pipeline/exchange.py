@@ -73,6 +73,20 @@ class Attempt:
     error: str = ""
 
 
+class Prefetched:
+    """An upstream attempt the fast lane made and handed to the dispatch stage (which never sends it again):
+    its failure, or a stream reply whose body is `chunks` (what the lane read so far, then the rest)."""
+
+    __slots__ = ("candidate", "chunks", "error", "started")
+
+    def __init__(self, candidate: Candidate, started: float, *, error: UpstreamError | None = None,
+                 chunks: AsyncIterator[bytes] | None = None) -> None:
+        self.candidate = candidate
+        self.started = started  # time.monotonic() when the attempt began (for the upstream timer)
+        self.error = error
+        self.chunks = chunks
+
+
 @attrs.define(eq=False)
 class Exchange:
     """Request-scoped state: filled in by the stages in order, closed by the handler."""
@@ -105,6 +119,8 @@ class Exchange:
     response: web.StreamResponse | None = None
     usage: Usage | None = None
     failed_mid_stream: bool = False
+    lane: bool = False  # the fast lane may serve it: its request-log capture is made only if it is needed
+    prefetched: Prefetched | None = None  # the fast lane's attempt, for the dispatch stage
     capture: RequestLogCapture = attrs.Factory(lambda: _null_capture())  # request-log collection points
     started: float = attrs.Factory(time.perf_counter)
     log_context: dict[str, Any] = attrs.Factory(dict)  # fields of every line `log` writes

@@ -17,6 +17,7 @@ from proxyd.pipeline import keepalive
 from proxyd.pipeline.auth import AuthStage
 from proxyd.pipeline.dispatch import DispatchStage
 from proxyd.pipeline.exchange import Exchange, error_family_of
+from proxyd.pipeline.fast_lane import FastLane
 from proxyd.pipeline.model_route import ModelRouteStage
 from proxyd.pipeline.record import RequestRecord, record_of
 from proxyd.pipeline.stage import Stage
@@ -44,12 +45,15 @@ class Pipeline:
     def __init__(self, stages: Sequence[Stage] | None = None) -> None:
         self.stages: list[Stage] = list(stages) if stages is not None else default_stages()
         self.observers: list[Observer] = []
+        # The fast lane specialises the default stages (pipeline/fast_lane.py): a custom stage list has none.
+        self.lane: FastLane | None = FastLane() if stages is None else None
 
     def replace(self, name: str, stage: Stage) -> None:
         """Swap the stage called `name` (tests and extensions use this)."""
         for index, existing in enumerate(self.stages):
             if existing.name == name:
                 self.stages[index] = stage
+                self.lane = None  # the lane does the default stages' work: it must not bypass a replaced one
                 return
         raise KeyError(name)
 
@@ -78,7 +82,13 @@ class Pipeline:
 
     async def _answer(self, exchange: Exchange) -> web.StreamResponse:
         try:
-            for stage in self.stages:
+            stages = self.stages
+            if exchange.lane and self.lane is not None:
+                outcome = await self.lane.answer(exchange)
+                if not isinstance(outcome, str):
+                    return outcome
+                stages = stages[self._index(outcome):]  # handed over: the stages from `outcome` on
+            for stage in stages:
                 await stage.run(exchange)
         except UpstreamError as error:
             if exchange.response is not None and exchange.response.prepared:
@@ -91,6 +101,12 @@ class Pipeline:
         if exchange.response is None:
             raise RuntimeError("pipeline finished without a response")
         return exchange.response
+
+    def _index(self, name: str) -> int:
+        for index, stage in enumerate(self.stages):
+            if stage.name == name:
+                return index
+        raise KeyError(name)
 
     def _notify(self, exchange: Exchange, status: int) -> None:
         if not self.observers or exchange.model == "":

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 
 import aiohttp
 from aiohttp import web
@@ -143,40 +143,52 @@ class StreamRewriteStage:
             await response.write_eof(data)  # the last bytes and the chunked terminator in one send
 
         events = exchange.events
-        keepalive = float(exchange.runtime.config.streaming.keepalive_seconds or 0)
         if events is None:
             await finish(rewriter.done())
             return
-        first = True
-        try:
-            while True:
-                try:
-                    event = await _next_with_keepalive(events, response, keepalive)
-                except StopAsyncIteration:
-                    break
-                # Everything already parsed from this upstream chunk goes out in one write.
-                take_ready = getattr(events, "take_ready", None)
-                batch = [event, *take_ready()] if take_ready is not None else [event]
-                out = b"".join([rewriter.event(e) for e in batch])
-                if out:
-                    await write(out)
-                elif first:
-                    await response.send_headers()  # the client has the headers once the first event is in
-                first = False
-        except (aiohttp.ClientError, SSEError, TimeoutError, ValueError) as exc:
-            exchange.log.warning("upstream stream failed mid-way", error=str(exc))
-            exchange.failed_mid_stream = True
-            if exchange.chosen.provider.protocol is not WireProtocol.OPENAI_RESPONSES:
-                await finish(rewriter.error_frame(mid_stream_failure(exc)))
-                return
-            # A Responses (Codex) stream broken off is reported as one that ended before its terminal event
-            # (the reference's 408): the translating rewriters say so when closed, a relay below.
-        if getattr(rewriter, "unterminated", False):
-            # a relayed Responses stream that ended without its terminal event: the reference's 408
-            exchange.failed_mid_stream = True
-            await finish(rewriter.error_frame(stream_closed_error()))
+        await relay_events(exchange, response, rewriter, events, write, finish)
+
+
+async def relay_events(exchange: Exchange, response: HeldHeadersResponse, rewriter: ResponseRewriter,
+                       events: AsyncIterator[SSEEvent], write: Callable[[bytes], Awaitable[None]],
+                       finish: Callable[[bytes], Awaitable[None]], *, first: bool = True) -> None:
+    """Relay upstream events through `rewriter` to the prepared `response` until the stream ends, then
+    `finish` with the protocol's terminator; a failure after the first byte becomes the protocol's error frame.
+
+    The stream-rewrite stage runs it over a whole stream; the fast lane (pipeline/fast_lane.py) hands it the
+    rest of a stream whose bytes stopped being the plain shape it relays without parsing (`first`: no event
+    was relayed yet, so the held headers go out alone if the first one yields no client bytes)."""
+    assert exchange.chosen is not None
+    keepalive = float(exchange.runtime.config.streaming.keepalive_seconds or 0)
+    try:
+        while True:
+            try:
+                event = await _next_with_keepalive(events, response, keepalive)
+            except StopAsyncIteration:
+                break
+            # Everything already parsed from this upstream chunk goes out in one write.
+            take_ready = getattr(events, "take_ready", None)
+            batch = [event, *take_ready()] if take_ready is not None else [event]
+            out = b"".join([rewriter.event(e) for e in batch])
+            if out:
+                await write(out)
+            elif first:
+                await response.send_headers()  # the client has the headers once the first event is in
+            first = False
+    except (aiohttp.ClientError, SSEError, TimeoutError, ValueError) as exc:
+        exchange.log.warning("upstream stream failed mid-way", error=str(exc))
+        exchange.failed_mid_stream = True
+        if exchange.chosen.provider.protocol is not WireProtocol.OPENAI_RESPONSES:
+            await finish(rewriter.error_frame(mid_stream_failure(exc)))
             return
-        await finish(rewriter.done())
+        # A Responses (Codex) stream broken off is reported as one that ended before its terminal event
+        # (the reference's 408): the translating rewriters say so when closed, a relay below.
+    if getattr(rewriter, "unterminated", False):
+        # a relayed Responses stream that ended without its terminal event: the reference's 408
+        exchange.failed_mid_stream = True
+        await finish(rewriter.error_frame(stream_closed_error()))
+        return
+    await finish(rewriter.done())
 
 
 def mid_stream_failure(exc: BaseException) -> ProxyError | UpstreamError:

@@ -20,14 +20,14 @@ from proxyd.protocols.codec import AnswerContext, Codec, StreamDecoder, StreamEn
 from proxyd.protocols.sse import SSEEvent, frame
 from proxyd.protocols.usage import UsageTap, merge, usage_in
 
-_MODEL_FIELD = re.compile(rb'"model"\s*:\s*"(?:[^"\\]|\\.)*"')
+MODEL_FIELD = re.compile(rb'"model"\s*:\s*"(?:[^"\\]|\\.)*"')
 DONE = b"[DONE]"
 DONE_FRAME = b"data: [DONE]\n\n"
 
 
 def rename_model(payload: bytes, model: bytes) -> bytes:
     """Replace the first `"model": "..."` of a JSON text (the top-level one in OpenAI/Claude/Responses objects)."""
-    return _MODEL_FIELD.sub(b'"model":' + model, payload, count=1)
+    return MODEL_FIELD.sub(b'"model":' + model, payload, count=1)
 
 
 STREAM_CLOSED = openai_responses.STREAM_CLOSED_MESSAGE
@@ -89,13 +89,14 @@ class SSEPassthrough:
     """Same protocol: events relayed as they are (thinking signatures byte for byte), the model renamed."""
 
     def __init__(self, protocol: WireProtocol, client_model: str, codec: Codec | None,
-                 restore: Callable[[bytes], bytes] | None = None) -> None:
+                 restore: Callable[[bytes], bytes] | None = None, tap: UsageTap | None = None) -> None:
+        """`tap`: the usage seen so far, when a relay that began without parsing events continues here."""
         self._protocol = protocol
         self._restore = restore  # an upstream-side renaming to undo in every body/event (Codex collaboration)
         self._model = json.dumps(client_model).encode()
         self._client_model = client_model
         self._codec = codec
-        self._tap = UsageTap(protocol)
+        self._tap = tap if tap is not None else UsageTap(protocol)
         self._chat = protocol is WireProtocol.OPENAI_CHAT
         self._responses = protocol is WireProtocol.OPENAI_RESPONSES
         self._rename = protocol is not WireProtocol.GEMINI
