@@ -53,7 +53,11 @@ def _err_plan(family: str, case: str) -> Plan:
     if case == "429_failover":
         return Plan(_script(once(error(429, {"Retry-After": "30"}))))
     if case == "429_all":
-        return Plan(_script(always(error(429))))
+        # mock-scripts.md says `always(Error(429))`; the goldens show the 429 carried `Retry-After: 30` as in
+        # 429_failover: the Claude route's cooling answer has a <volatile> Retry-After (the reference adds a
+        # random 1-30 s grace to a header-derived Claude cooldown; a header-less 429 gives a stable 1 s
+        # backoff), the compat route says 30, and the Gemini route 1 (its executor reads only body hints).
+        return Plan(_script(always(error(429, {"Retry-After": "30"}))))
     if case in ("500_failover", "stream_500_failover"):
         return Plan(_script(once(error(500))))
     if case == "500_all":
