@@ -238,6 +238,29 @@ async def test_malformed_json_exact_message(server: Any, session: aiohttp.Client
         }}
 
 
+WIDE = 123456789012345678901234567890  # wider than 64 bits: orjson alone would make it a float
+
+
+async def test_wide_integers_reach_the_upstream_exactly(server: Any, session: aiohttp.ClientSession,
+                                                        fake_openai: FakeOpenAIUpstream) -> None:
+    """Integers beyond 64 bits keep their digits, passed through and translated (the reference edits raw JSON)."""
+    chat = {**CHAT_BODY, "seed": WIDE, "metadata": {"n": -WIDE}}
+    async with session.post(f"{server.v1}/chat/completions", data=json.dumps(chat), headers=AUTH) as r:
+        assert r.status == 200
+    sent = fake_openai.last.body
+    assert str(WIDE).encode() in sent and str(-WIDE).encode() in sent and b"e+29" not in sent
+    assert fake_openai.last.json["seed"] == WIDE
+    tool = {"name": "pick", "description": "d",
+            "input_schema": {"type": "object", "properties": {"n": {"type": "integer", "maximum": WIDE}}}}
+    claude = {**CLAUDE_BODY, "tools": [tool]}
+    headers = {"x-api-key": KEY, "anthropic-version": "2023-06-01"}
+    async with session.post(f"{server.v1}/messages", data=json.dumps(claude), headers=headers) as r:
+        assert r.status == 200
+    sent_tools = fake_openai.last.json["tools"]
+    assert sent_tools[0]["function"]["parameters"]["properties"]["n"]["maximum"] == WIDE
+    assert str(WIDE).encode() in fake_openai.last.body
+
+
 @pytest.mark.parametrize("value", [[1, 2], "a string", 42, None, True], ids=["list", "string", "int", "null", "bool"])
 async def test_body_not_object_is_400(server: Any, session: aiohttp.ClientSession, value: Any) -> None:
     async with session.post(f"{server.v1}/chat/completions", data=json.dumps(value), headers=AUTH) as r:

@@ -9,6 +9,7 @@ import orjson
 from aiohttp import StreamReader, web
 
 from proxyd.http.errors import ProxyError
+from proxyd.protocols.jsonfast import orjson_exact
 
 
 async def read_stream(content: StreamReader, limit: int, *, truncate: bool = False) -> bytes | None:
@@ -54,9 +55,12 @@ def parse_json_object(raw: bytes) -> dict[str, Any]:
     """Parse a JSON object body or fail with a 400 that says what is wrong."""
     if not raw.strip():
         raise ProxyError(400, "request body is empty; a JSON object is required", type="invalid_request_error")
-    try:
-        data = orjson.loads(raw)
-    except orjson.JSONDecodeError:
+    if orjson_exact(raw):
+        try:
+            data = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            data = _slow_parse(raw)
+    else:  # integers wider than 64 bits stay exact, as the reference's raw-JSON handling keeps their digits
         data = _slow_parse(raw)
     if not isinstance(data, dict):
         raise ProxyError(400, "request body must be a JSON object", type="invalid_request_error")
@@ -64,7 +68,8 @@ def parse_json_object(raw: bytes) -> dict[str, Any]:
 
 
 def _slow_parse(raw: bytes) -> Any:
-    """The stdlib parser: it accepts what orjson refuses (NaN, huge integers) and words errors precisely."""
+    """The stdlib parser: it accepts what orjson refuses (NaN), keeps integers beyond 64 bits exact (orjson
+    turns them into floats) and words errors precisely."""
     try:
         return json.loads(raw)
     except UnicodeDecodeError:

@@ -21,9 +21,15 @@ _LONG_RUN = b"0" * 19
 _ENCODER = json.JSONEncoder(ensure_ascii=False)
 
 
+def orjson_exact(data: bytes) -> bool:
+    """Whether orjson parses `data` as the stdlib does as far as numbers go: no run of 19 or more digits
+    (one could be an integer beyond 64 bits, which orjson turns into a float)."""
+    return _LONG_RUN not in data.translate(_DIGITS)
+
+
 def loads(data: bytes) -> Any:
     """`json.loads(data)` for UTF-8 JSON bytes (ValueError on invalid input, as the stdlib raises it)."""
-    if _LONG_RUN not in data.translate(_DIGITS):
+    if orjson_exact(data):
         try:
             return orjson.loads(data)
         except orjson.JSONDecodeError:
