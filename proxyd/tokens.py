@@ -43,14 +43,11 @@ def _encoding(name: str) -> Any:
 
 
 def count_text(text: str, encoding: str = "o200k_base") -> int:
-    """`len(encoding.encode(text))`. Every special token of these vocabularies starts with `<|`; text without
-    one cannot contain a special token, so `encode_ordinary` gives the same tokens without the special-token
-    checks, metrics and result objects `encode` adds per call (text with one keeps `encode`, which refuses
-    special tokens with a ValueError)."""
+    """The number of tokens of `text` as plain text (`encode_ordinary`): special-token text such as
+    `<|endoftext|>` in a prompt is counted like any other characters and never refused, as the reference's
+    tokenizer counts it."""
     if not text:
         return 0
-    if "<|" in text:
-        return len(_encoding(encoding).encode(text))
     return len(_encoding(encoding).encode_ordinary(text))
 
 

@@ -261,6 +261,26 @@ async def test_wide_integers_reach_the_upstream_exactly(server: Any, session: ai
     assert str(WIDE).encode() in fake_openai.last.body
 
 
+async def test_special_token_text_in_a_prompt_is_plain_text(server: Any, session: aiohttp.ClientSession,
+                                                            fake_openai: FakeOpenAIUpstream) -> None:
+    """`<|endoftext|>` in user text: the translated Claude stream's local input estimate and the local token
+    count treat it as ordinary characters (the tokenizer would refuse it as a special token)."""
+    text = "say <|endoftext|> and <|fim_prefix|> verbatim"
+    headers = {"x-api-key": KEY, "anthropic-version": "2023-06-01"}
+    claude = {**CLAUDE_BODY, "stream": True, "messages": [{"role": "user", "content": text}]}
+    async with session.post(f"{server.v1}/messages", json=claude, headers=headers) as r:
+        assert r.status == 200
+        events = [json.loads(line[5:]) for line in (await r.text()).splitlines() if line.startswith("data:")]
+    start = next(e for e in events if e["type"] == "message_start")
+    assert isinstance(start["message"]["usage"]["input_tokens"], int)
+    assert events[-1]["type"] == "message_stop"
+    assert text in fake_openai.last.body.decode()
+    count = {"model": "my-model", "messages": [{"role": "user", "content": text}]}
+    async with session.post(f"{server.v1}/messages/count_tokens", json=count, headers=headers) as r:
+        assert r.status == 200
+        assert (await r.json())["input_tokens"] > 10
+
+
 @pytest.mark.parametrize("value", [[1, 2], "a string", 42, None, True], ids=["list", "string", "int", "null", "bool"])
 async def test_body_not_object_is_400(server: Any, session: aiohttp.ClientSession, value: Any) -> None:
     async with session.post(f"{server.v1}/chat/completions", data=json.dumps(value), headers=AUTH) as r:

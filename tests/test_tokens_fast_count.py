@@ -1,8 +1,8 @@
-"""count_text is `len(encoding.encode(text))` exactly: the same counts, and the same refusal of special tokens."""
+"""count_text counts text as plain text: `len(encoding.encode(text, disallowed_special=()))`, so prompt text that
+spells a special token (`<|endoftext|>`) is counted character by character and never refused."""
 
 from __future__ import annotations
 
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -13,20 +13,14 @@ TEXTS = st.text(max_size=60) | st.text(alphabet="<|>endoftxprm fi_ \n\u00e9😀1
 
 @settings(max_examples=300, deadline=None)
 @given(TEXTS, st.sampled_from(["o200k_base", "cl100k_base"]))
-def test_count_text_matches_encode(text: str, name: str) -> None:
-    encoding = _encoding(name)
-    try:
-        expected: int | type[Exception] = len(encoding.encode(text))
-    except ValueError:
-        expected = ValueError
-    if expected is ValueError:
-        with pytest.raises(ValueError, match="disallowed special token"):
-            count_text(text, name)
-    else:
-        assert count_text(text, name) == expected
+def test_count_text_is_the_plain_text_count(text: str, name: str) -> None:
+    assert count_text(text, name) == len(_encoding(name).encode(text, disallowed_special=()))
 
 
-def test_special_tokens_are_still_refused() -> None:
-    with pytest.raises(ValueError, match="disallowed special token"):
-        count_text("say <|endoftext|> now")
-    assert count_text("say <| not special |> now") == len(_encoding("o200k_base").encode("say <| not special |> now"))
+def test_special_token_text_counts_as_plain_text() -> None:
+    encoding = _encoding("o200k_base")
+    for text in ("say <|endoftext|> now", "<|endoftext|><|endofprompt|>"):
+        count = count_text(text)
+        assert count == len(encoding.encode_ordinary(text))
+        assert count > len(encoding.encode(text, allowed_special="all"))  # not collapsed into one special token
+    assert count_text("say <| not special |> now") == len(encoding.encode("say <| not special |> now"))
