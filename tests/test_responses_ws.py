@@ -300,7 +300,22 @@ async def test_upstream_cut_mid_stream(matrix, session, fake_codex) -> None:  # 
         frames = await turn(ws)
         assert await dropped(ws)
     assert frames[0]["type"] == "response.created"
-    assert frames[-1]["type"] == "error" and frames[-1]["status"] in (408, 502)
+    # as the HTTP stream says it (the Codex executor's error for a stream that never completed)
+    assert frames[-1] == {"type": "error", "status": 408, "error": {
+        "message": "stream error: stream disconnected before completion: stream closed before response.completed",
+        "type": "invalid_request_error"}}
+
+
+async def test_translated_upstream_cut_mid_stream_is_unexpected_eof(matrix, session, fake_claude) -> None:  # type: ignore[no-untyped-def]
+    fake_claude.enqueue_stream_failure(after_events=4)
+    async with session.ws_connect(ws_url(matrix), headers=AUTH) as ws:
+        await ws.send_json(create("claude-model"))
+        frames = await turn(ws)
+        assert await dropped(ws)
+    assert frames[0]["type"] == "response.created" and text_of(frames)
+    # Go's error for a body that broke off, as the HTTP stream path reports it
+    assert frames[-1] == {"type": "error", "status": 500, "error": {
+        "message": "unexpected EOF", "type": "server_error", "code": "internal_server_error"}}
 
 
 async def test_upstream_failed_event_is_relayed(matrix, session, fake_codex) -> None:  # type: ignore[no-untyped-def]

@@ -20,6 +20,9 @@ from aiohttp import web
 
 from proxyd.http.errors import ErrorFamily, ProxyError, UpstreamError
 from proxyd.pipeline.exchange import Exchange
+from proxyd.pipeline.stream_rewrite import mid_stream_failure
+from proxyd.protocols.base import WireProtocol
+from proxyd.protocols.openai_responses import STREAM_CLOSED_MESSAGE
 from proxyd.protocols.sse import SSEError, SSEEvent, SSEParser
 from proxyd.ws.upstream import UpstreamSocketLost
 
@@ -70,6 +73,18 @@ def response_error_frame(response: web.StreamResponse, upstream: UpstreamError |
     if upstream is not None and upstream.headers.get("Retry-After"):
         headers["Retry-After"] = upstream.headers["Retry-After"]
     return error_frame(response.status, body, headers)
+
+
+def mid_stream_frame(protocol: WireProtocol, exc: BaseException) -> dict[str, Any]:
+    """The frame for an HTTP upstream stream that failed after its first event, worded as the HTTP stream path
+    and the reference word it: a Responses (Codex) upstream's is the 408 of a stream that ended before
+    `response.completed`, any other upstream's broken transfer Go's 500 `unexpected EOF` (proxyd's own
+    failures, such as an idle timeout, keep their description). The reference drops the socket without a
+    frame; proxyd reports the failure (DECISIONS 2), in the reference's error-frame body."""
+    if protocol is WireProtocol.OPENAI_RESPONSES:
+        return error_frame(408, {"message": STREAM_CLOSED_MESSAGE, "type": "invalid_request_error"})
+    failure = mid_stream_failure(exc)
+    return proxy_error_frame(failure if isinstance(failure, ProxyError) else failure.to_proxy_error())
 
 
 def _from_error_event(data: dict[str, Any]) -> dict[str, Any]:
@@ -125,8 +140,7 @@ class WebSocketWriterStage:
                 except (aiohttp.ClientError, SSEError, TimeoutError, ValueError) as exc:
                     exchange.log.warning("upstream stream failed mid-way", error=str(exc))
                     exchange.failed_mid_stream = True
-                    failure = UpstreamError(502, f"upstream stream failed: {exc}".encode()).to_proxy_error()
-                    await self._frame(proxy_error_frame(failure))
+                    await self._frame(mid_stream_frame(exchange.chosen.provider.protocol, exc))
                     return
             if not self.terminal:
                 await self._emit([*self._parser.feed(rewriter.done()), *self._parser.close()])
