@@ -33,13 +33,15 @@ from proxyd.routes.panel import add_panel_routes
 from proxyd.routes.root import add_root_routes
 from proxyd.routes.v1internal import add_v1internal_routes
 from proxyd.runtime import RuntimeHolder
+from proxyd.upstream import UpstreamPool, attach_pool
 from proxyd.usage.service import usage_ctx
 
 log = structlog.get_logger(__name__)
 
 
 async def client_session_ctx(app: web.Application) -> AsyncIterator[None]:
-    """One pooled upstream ClientSession for the whole process."""
+    """One pooled upstream ClientSession for the whole process (proxied calls, OAuth), and the lean client's
+    keep-alive pool attached to it, which serves the direct http(s) calls of providers.base.send."""
     connector = aiohttp.TCPConnector(limit=0, limit_per_host=0, ttl_dns_cache=300, enable_cleanup_closed=True)
     session = aiohttp.ClientSession(
         connector=connector,
@@ -47,8 +49,11 @@ async def client_session_ctx(app: web.Application) -> AsyncIterator[None]:
         headers={},
         skip_auto_headers=("User-Agent",),
     )
+    pool = UpstreamPool(auto_decompress=session.auto_decompress)
+    attach_pool(session, pool)
     app[CLIENT_SESSION] = session
     yield
+    await pool.close()
     await session.close()
     await close_proxy_sessions(session)  # the SOCKS5 sessions opened next to it
 

@@ -22,6 +22,7 @@ from proxyd.credentials.model import Credential
 from proxyd.http.body import read_stream
 from proxyd.http.errors import UpstreamError
 from proxyd.protocols.base import WireProtocol
+from proxyd.upstream import LeanResponse, UpstreamPool, pool_of, target_of, usable_headers
 
 log = structlog.get_logger(__name__)
 
@@ -56,11 +57,14 @@ class Timeouts:
 
 @attrs.define
 class UpstreamReply:
-    """A 2xx upstream answer whose body has not been read yet; the caller must close it."""
+    """A 2xx upstream answer whose body has not been read yet; the caller must close it.
+
+    `response` is the lean client's answer for direct calls, aiohttp's ClientResponse for proxied ones: both
+    have `.content` (an aiohttp StreamReader), `.release()` and `.close()`."""
 
     status: int
     headers: CIMultiDictProxy[str]
-    response: aiohttp.ClientResponse
+    response: aiohttp.ClientResponse | LeanResponse
 
     def close(self) -> None:
         self.response.close()
@@ -140,7 +144,7 @@ def custom_headers(configured: Mapping[str, str], client_headers: Mapping[str, s
     return out
 
 
-async def read_capped(response: aiohttp.ClientResponse, limit: int, *, truncate: bool = False) -> bytes:
+async def read_capped(response: aiohttp.ClientResponse | LeanResponse, limit: int, *, truncate: bool = False) -> bytes:
     """The whole body of `response` (StreamReader.read(n) returns only what has arrived), at most `limit` bytes.
 
     A larger body raises UpstreamError(502), or with `truncate` is cut at `limit`; a transfer cut short raises
@@ -217,14 +221,25 @@ async def close_proxy_sessions(session: aiohttp.ClientSession) -> None:
         await extra.close()
 
 
+# Methods the lean client sends (aiohttp's own parser would need to know about HEAD's empty body).
+_LEAN_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE"})
+
+
 async def send(session: aiohttp.ClientSession, request: UpstreamRequest, timeouts: Timeouts) -> UpstreamReply:
     """Send `request`; return the open 2xx reply, or raise UpstreamError (status 0 for transport failures).
 
     `request.proxy_url`: socks5 URLs go through a cached SOCKS connector, http/https ones through aiohttp's
-    `proxy=`; empty, `direct` and `none` connect directly.
+    `proxy=`; empty, `direct` and `none` connect directly, through the lean client (proxyd.upstream) when the
+    session has a pool attached (app.py), else through `session`.
     """
-    timeout = _client_timeout(timeouts)
     proxy = _proxy_for(request.proxy_url)
+    if proxy is None:
+        pool = pool_of(session)
+        if pool is not None and request.method.upper() in _LEAN_METHODS and usable_headers(request.headers):
+            target = target_of(request.url)
+            if target is not None:
+                return await _send_lean(pool, target, request, timeouts)
+    timeout = _client_timeout(timeouts)
     if proxy is not None and is_socks(proxy):
         session, proxy = _socks_session(session, proxy), None
     try:
@@ -236,6 +251,29 @@ async def send(session: aiohttp.ClientSession, request: UpstreamRequest, timeout
     except _SOCKS_ERRORS as exc:
         log.warning("socks proxy failed", url=request.url.split("?")[0], error=str(exc))
         raise UpstreamError(0, f"upstream request failed: socks proxy: {exc}".encode()) from None
+    except TimeoutError:
+        raise UpstreamError(504, b"upstream did not answer within the first-byte timeout") from None
+    except aiohttp.ClientError as exc:
+        log.warning("upstream transport error", url=request.url.split("?")[0], error=str(exc))
+        raise UpstreamError(0, f"upstream request failed: {exc}".encode()) from None
+    if response.status >= 300:
+        try:
+            body = await read_capped(response, MAX_ERROR_BODY, truncate=True)
+        except (aiohttp.ClientError, TimeoutError):
+            body = b""
+        finally:
+            response.release()
+        raise UpstreamError(response.status, body, response.headers)
+    return UpstreamReply(status=response.status, headers=response.headers, response=response)
+
+
+async def _send_lean(pool: UpstreamPool, target: Any, request: UpstreamRequest, timeouts: Timeouts) -> UpstreamReply:
+    """`send` over the lean client: the same timeouts, statuses and messages as the aiohttp path above."""
+    try:
+        async with asyncio.timeout(timeouts.first_byte):
+            response = await pool.request(request.method, target, request.headers, request.body,
+                                          connect_timeout=timeouts.connect, idle_timeout=timeouts.idle,
+                                          url=request.url)
     except TimeoutError:
         raise UpstreamError(504, b"upstream did not answer within the first-byte timeout") from None
     except aiohttp.ClientError as exc:
