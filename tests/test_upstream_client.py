@@ -25,7 +25,7 @@ from proxyd.http.body import read_stream
 from proxyd.http.errors import UpstreamError
 from proxyd.providers.base import Timeouts, UpstreamRequest, send
 from proxyd.upstream import LeanResponse, UpstreamPool, attach_pool, target_of
-from proxyd.upstream.connect import Connector
+from proxyd.upstream.connect import Connector, tls_context
 
 Handler = Callable[["Exchange"], Awaitable[None]]
 
@@ -106,11 +106,11 @@ def url(server: RawServer, path: str = "/v1/chat/completions", scheme: str = "ht
 
 
 async def lean(pool: UpstreamPool, address: str, body: bytes = b"{}", headers: dict[str, str] | None = None,
-               method: str = "POST", idle: float = 30.0) -> LeanResponse:
+               method: str = "POST", idle: float = 30.0, first_byte: float = 30.0) -> LeanResponse:
     target = target_of(address)
     assert target is not None
     return await pool.request(method, target, headers if headers is not None else {}, body,
-                              connect_timeout=5, idle_timeout=idle, url=address)
+                              connect_timeout=5, first_byte_timeout=first_byte, idle_timeout=idle, url=address)
 
 
 async def read_all(resp: LeanResponse | aiohttp.ClientResponse) -> bytes:
@@ -166,6 +166,18 @@ async def test_header_injection_is_refused_as_aiohttp_does(pool: UpstreamPool) -
         with pytest.raises(ValueError, match="Forbidden control character"):
             await lean(pool, url(server), headers={"X-Evil": "a\r\nInjected: 1"})
         assert server.exchanges == []
+
+
+async def test_cached_heads_carry_each_body_length(pool: UpstreamPool) -> None:
+    async with RawServer(ok()) as server:
+        for body in (b"{}", b'{"a":1}', b"", b"x" * 1000):
+            await read_all(await lean(pool, url(server), body, {"Content-Type": "application/json"}))
+        lengths = [line for e in server.exchanges for line in e.head.split(b"\r\n") if line.startswith(b"Content-L")]
+        assert lengths == [b"Content-Length: 2", b"Content-Length: 7", b"Content-Length: 0", b"Content-Length: 1000"]
+        assert [e.body for e in server.exchanges] == [b"{}", b'{"a":1}', b"", b"x" * 1000]
+        # a caller's own Content-Length is kept as given
+        await read_all(await lean(pool, url(server), b"{}", {"Content-Length": "2"}))
+        assert b"Content-Length: 2\r\n" in server.exchanges[-1].head
 
 
 def test_target_parsing() -> None:
@@ -377,6 +389,22 @@ async def test_a_paused_reader_is_not_timed_out(pool: UpstreamPool) -> None:
         assert len(await read_all(resp)) == 2_000_000
 
 
+async def test_first_byte_timeout_on_a_reused_connection(pool: UpstreamPool) -> None:
+    calls = 0
+
+    async def second_is_silent(exchange: Exchange) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            await exchange.answer(response(b"{}"))
+
+    async with RawServer(second_is_silent) as server:
+        await read_all(await lean(pool, url(server)))
+        with pytest.raises(TimeoutError):
+            await lean(pool, url(server), first_byte=0.2)
+        assert pool.idle_count() == 0  # the connection that timed out is closed, not pooled
+
+
 # -- send(): the same answers as over aiohttp ----------------------------------------------------------------
 async def both(address: str, timeouts: Timeouts = Timeouts(), method: str = "POST") -> list[Any]:
     """What send() gives for one request over aiohttp's session and over the lean client."""
@@ -523,6 +551,12 @@ def self_signed(directory: Path) -> tuple[Path, Path]:
     key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                            serialization.NoEncryption()))
     return cert_path, key_path
+
+
+def test_tls_context_verifies_as_aiohttp_does() -> None:
+    context = tls_context()
+    assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
+    assert context is tls_context()  # made once: loading the CA bundle is slow
 
 
 async def test_tls_with_sni_host_header_and_verification(tmp_path: Path) -> None:

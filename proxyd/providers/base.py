@@ -270,10 +270,9 @@ async def send(session: aiohttp.ClientSession, request: UpstreamRequest, timeout
 async def _send_lean(pool: UpstreamPool, target: Any, request: UpstreamRequest, timeouts: Timeouts) -> UpstreamReply:
     """`send` over the lean client: the same timeouts, statuses and messages as the aiohttp path above."""
     try:
-        async with asyncio.timeout(timeouts.first_byte):
-            response = await pool.request(request.method, target, request.headers, request.body,
-                                          connect_timeout=timeouts.connect, idle_timeout=timeouts.idle,
-                                          url=request.url)
+        response = await pool.request(request.method, target, request.headers, request.body,
+                                      connect_timeout=timeouts.connect, first_byte_timeout=timeouts.first_byte,
+                                      idle_timeout=timeouts.idle, url=request.url)
     except TimeoutError:
         raise UpstreamError(504, b"upstream did not answer within the first-byte timeout") from None
     except aiohttp.ClientError as exc:

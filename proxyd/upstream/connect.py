@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import aiohappyeyeballs
+import aiohttp.connector
 from aiohttp import (
     ClientConnectorCertificateError,
     ClientConnectorDNSError,
@@ -34,10 +35,20 @@ class ErrorKey(NamedTuple):
 
 
 def tls_context() -> ssl.SSLContext:
-    """The context aiohttp uses for verified https (certificate and host name checked, ALPN http/1.1)."""
-    context = ssl.create_default_context()
-    context.set_alpn_protocols(("http/1.1",))
-    return context
+    """The context aiohttp uses for verified https (certificate and host name checked, ALPN http/1.1): its
+    own, made once at its import (loading the CA bundle takes tens of milliseconds), else one made alike."""
+    global _CONTEXT
+    if _CONTEXT is None:
+        shared = getattr(aiohttp.connector, "_SSL_CONTEXT_VERIFIED", None)
+        if isinstance(shared, ssl.SSLContext):
+            _CONTEXT = shared
+        else:
+            _CONTEXT = ssl.create_default_context()
+            _CONTEXT.set_alpn_protocols(("http/1.1",))
+    return _CONTEXT
+
+
+_CONTEXT: ssl.SSLContext | None = None
 
 
 class Connector:

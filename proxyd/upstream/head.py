@@ -86,9 +86,35 @@ def usable_headers(headers: Mapping[str, str]) -> bool:
     return "Transfer-Encoding" not in headers and "transfer-encoding" not in headers
 
 
+_HEADS: dict[tuple[str, Target, tuple[tuple[str, str], ...], bool], tuple[bytes, bytes | None]] = {}
+_LENGTH = "\ue000"  # stands for the Content-Length value in a cached head (a private-use character)
+_LENGTH_BYTES = _LENGTH.encode()
+
+
 def request_head(method: str, target: Target, headers: Mapping[str, str], body: bytes | None) -> bytes:
     """The request line and header block for `body` sent with Content-Length (raises ValueError for a bad
-    method or a header with control characters, with aiohttp's messages)."""
+    method or a header with control characters, with aiohttp's messages).
+
+    Heads differ per request only in Content-Length, so each (method, target, headers) is built once, cut
+    around the length's value."""
+    key = (method, target, tuple(headers.items()), body is None)
+    parts = _HEADS.get(key)
+    if parts is None:
+        if any(_LENGTH in part for pair in key[2] for part in pair):
+            return _build(method, target, headers, body, str(len(body)) if body is not None else "0")
+        head = _build(method, target, headers, body, _LENGTH)
+        before, found, after = head.partition(_LENGTH_BYTES)
+        parts = (before, after) if found else (head, None)
+        if len(_HEADS) >= _CACHE_MAX:
+            _HEADS.clear()
+        _HEADS[key] = parts
+    before, after = parts
+    if after is None:
+        return before
+    return before + str(len(body) if body is not None else 0).encode() + after
+
+
+def _build(method: str, target: Target, headers: Mapping[str, str], body: bytes | None, length: str) -> bytes:
     method = method.upper()
     if match := _TOKEN.search(method):
         raise ValueError(f"Method cannot contain non-token characters {method!r} (found at least {match.group()!r})")
@@ -108,7 +134,7 @@ def request_head(method: str, target: Target, headers: Mapping[str, str], body: 
             out[name] = value
     if body is not None:
         if "Content-Length" not in out:
-            out["Content-Length"] = str(len(body))
+            out["Content-Length"] = length
         if "Content-Type" not in out:  # the bytes payload's own header
             out["Content-Type"] = "application/octet-stream"
     elif method not in _GET_METHODS:

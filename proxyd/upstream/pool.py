@@ -41,12 +41,20 @@ class UpstreamConnection(ResponseHandler):
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         super().__init__(loop)
         self.answered = False
+        self.expired = False  # the first-byte deadline passed while this connection carried the request
         self.idle_since = 0.0
         self.key: PoolKey = (False, "", 0)
 
     def data_received(self, data: bytes) -> None:
         self.answered = True
         ResponseHandler.data_received(self, data)
+
+    def first_byte_expired(self) -> None:
+        """The first-byte deadline: fail the wait for the answer head (and a stalled body write)."""
+        self.expired = True
+        self.set_exception(TimeoutError())
+        if self.writing_paused and self.transport is not None:
+            self.transport.abort()
 
 
 class LeanResponse:
@@ -114,9 +122,11 @@ class UpstreamPool:
             self._close(conn)
         return None
 
-    async def _open(self, target: Target, connect_seconds: float) -> UpstreamConnection:
+    async def _open(self, target: Target, connect_seconds: float, deadline: float) -> UpstreamConnection:
         loop = asyncio.get_running_loop()
-        async with asyncio.timeout(connect_seconds if connect_seconds > 0 else None):  # 0: none, as aiohttp
+        if connect_seconds > 0:  # 0: none, as aiohttp
+            deadline = min(deadline, loop.time() + connect_seconds)
+        async with asyncio.timeout_at(deadline):
             _, protocol = await self.connector.connect(lambda: UpstreamConnection(loop), target.host, target.port,
                                                        target.tls, target.ip)
         assert isinstance(protocol, UpstreamConnection)
@@ -188,8 +198,13 @@ class UpstreamPool:
 
     # -- requests ------------------------------------------------------------------------------------------
     async def request(self, method: str, target: Target, headers: Mapping[str, str], body: bytes | None, *,
-                      connect_timeout: float, idle_timeout: float, url: str = "") -> LeanResponse:
+                      connect_timeout: float, first_byte_timeout: float, idle_timeout: float,
+                      url: str = "") -> LeanResponse:
         """Send one request and return once the answer's head has arrived (1xx answers skipped).
+
+        Timeouts: `first_byte_timeout` from now until the answer head (connecting included), `connect_timeout`
+        for opening a connection, `idle_timeout` between reads once the request is written (aiohttp's
+        sock_read). Passing the first-byte or connect deadline raises TimeoutError.
 
         A request that fails on a *reused* connection before any byte of an answer arrived is sent once more on
         a fresh connection when that cannot repeat work the upstream did: for the methods aiohttp retries
@@ -204,16 +219,19 @@ class UpstreamPool:
         head = request_head(method, target, headers, body)
         data = head + body if body else head
         key: PoolKey = (target.tls, target.host, target.port)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + first_byte_timeout
         fresh = False
         while True:
             conn = None if fresh else self._take_idle(key)
             reused = conn is not None
             if conn is None:
-                conn = await self._open(target, connect_timeout)
+                conn = await self._open(target, connect_timeout, deadline)
                 conn.key = key
             self._busy.add(conn)
             conn.answered = False
             unsent = True
+            timer = loop.call_at(deadline, conn.first_byte_expired)
             try:
                 conn.set_response_params(read_until_eof=True, auto_decompress=self.auto_decompress,
                                          read_timeout=idle_timeout or None, read_bufsize=READ_BUFSIZE)
@@ -230,19 +248,27 @@ class UpstreamPool:
                     if message.code < 100 or message.code > 199 or message.code == 101:
                         break
             except (ServerDisconnectedError, ClientOSError):
+                timer.cancel()
                 self.discard(conn)
+                if conn.expired:
+                    raise TimeoutError() from None
                 if reused and not fresh and not conn.answered and (method in IDEMPOTENT or unsent):
                     log.debug("stale upstream connection; sending again on a fresh one", host=target.host)
                     fresh = True
                     continue
                 raise
             except HttpProcessingError as exc:
+                timer.cancel()
                 self.discard(conn)
                 raise ClientResponseError(_request_info(method, url, headers), (), status=exc.code,
                                           message=exc.message, headers=exc.headers) from exc
             except BaseException:
+                timer.cancel()
                 self.discard(conn)
+                if conn.expired:
+                    raise TimeoutError() from None
                 raise
+            timer.cancel()
             response = LeanResponse(message.code, message.headers, payload, conn, self)
             payload.on_eof(response._on_eof)
             return response
