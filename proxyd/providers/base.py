@@ -256,15 +256,7 @@ async def send(session: aiohttp.ClientSession, request: UpstreamRequest, timeout
     except aiohttp.ClientError as exc:
         log.warning("upstream transport error", url=request.url.split("?")[0], error=str(exc))
         raise UpstreamError(0, f"upstream request failed: {exc}".encode()) from None
-    if response.status >= 300:
-        try:
-            body = await read_capped(response, MAX_ERROR_BODY, truncate=True)
-        except (aiohttp.ClientError, TimeoutError):
-            body = b""
-        finally:
-            response.release()
-        raise UpstreamError(response.status, body, response.headers)
-    return UpstreamReply(status=response.status, headers=response.headers, response=response)
+    return await _reply_or_raise(response)
 
 
 async def _send_lean(pool: UpstreamPool, target: Any, request: UpstreamRequest, timeouts: Timeouts) -> UpstreamReply:
@@ -278,6 +270,13 @@ async def _send_lean(pool: UpstreamPool, target: Any, request: UpstreamRequest, 
     except aiohttp.ClientError as exc:
         log.warning("upstream transport error", url=request.url.split("?")[0], error=str(exc))
         raise UpstreamError(0, f"upstream request failed: {exc}".encode()) from None
+    return await _reply_or_raise(response)
+
+
+async def _reply_or_raise(response: Any) -> UpstreamReply:
+    """The open 2xx reply; any other status raises UpstreamError with the (capped) error body, read and released.
+
+    `response` is aiohttp's ClientResponse or the lean client's, which reads the same way."""
     if response.status >= 300:
         try:
             body = await read_capped(response, MAX_ERROR_BODY, truncate=True)
