@@ -13,11 +13,11 @@ from typing import Any
 import aiohttp
 import pytest
 from multidict import CIMultiDict, CIMultiDictProxy
+from test_codex_ws_upstream import AUTH, FakeCodexWebSocket, closed, config, create, turn, user
 
 from proxyd.logs import LOGS
 from proxyd.logs.request_log import RequestLogSettings
 from proxyd.logs.ws_session import EOF_TEXT, MAX_HTTP_ATTEMPTS, WebSocketSessionCapture, close_error_text
-from test_codex_ws_upstream import AUTH, FakeCodexWebSocket, closed, config, create, turn, user
 
 TS = re.compile(r"^Timestamp: \S+$", re.M)
 
