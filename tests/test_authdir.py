@@ -354,7 +354,12 @@ async def test_a_broken_file_is_skipped_and_reported_never_fatal(
         return "ok.json" in holder.auth_dir.problems()
 
     await wait_until(dropped)
-    assert (await claude_call(server))[0] == 404
+
+    # the problem is recorded by the scan thread; the credential set is swapped by the listeners right after
+    async def unrouted() -> bool:
+        return (await claude_call(server))[0] == 404
+
+    await wait_until(unrouted)
 
 
 async def test_config_exclusions_apply_to_auth_files_on_reload(
