@@ -251,11 +251,8 @@ async def send(session: aiohttp.ClientSession, request: UpstreamRequest, timeout
     except _SOCKS_ERRORS as exc:
         log.warning("socks proxy failed", url=request.url.split("?")[0], error=str(exc))
         raise UpstreamError(0, f"upstream request failed: socks proxy: {exc}".encode()) from None
-    except TimeoutError:
-        raise UpstreamError(504, b"upstream did not answer within the first-byte timeout") from None
-    except aiohttp.ClientError as exc:
-        log.warning("upstream transport error", url=request.url.split("?")[0], error=str(exc))
-        raise UpstreamError(0, f"upstream request failed: {exc}".encode()) from None
+    except (TimeoutError, aiohttp.ClientError) as exc:
+        raise _transport_failure(request, exc) from None
     return await _reply_or_raise(response)
 
 
@@ -265,12 +262,17 @@ async def _send_lean(pool: UpstreamPool, target: Any, request: UpstreamRequest, 
         response = await pool.request(request.method, target, request.headers, request.body,
                                       connect_timeout=timeouts.connect, first_byte_timeout=timeouts.first_byte,
                                       idle_timeout=timeouts.idle, url=request.url)
-    except TimeoutError:
-        raise UpstreamError(504, b"upstream did not answer within the first-byte timeout") from None
-    except aiohttp.ClientError as exc:
-        log.warning("upstream transport error", url=request.url.split("?")[0], error=str(exc))
-        raise UpstreamError(0, f"upstream request failed: {exc}".encode()) from None
+    except (TimeoutError, aiohttp.ClientError) as exc:
+        raise _transport_failure(request, exc) from None
     return await _reply_or_raise(response)
+
+
+def _transport_failure(request: UpstreamRequest, exc: Exception) -> UpstreamError:
+    """A call that got no answer: a timeout (aiohttp's ServerTimeoutError included) is 504, else status 0."""
+    if isinstance(exc, TimeoutError):
+        return UpstreamError(504, b"upstream did not answer within the first-byte timeout")
+    log.warning("upstream transport error", url=request.url.split("?")[0], error=str(exc))
+    return UpstreamError(0, f"upstream request failed: {exc}".encode())
 
 
 async def _reply_or_raise(response: Any) -> UpstreamReply:
