@@ -4,8 +4,10 @@ On Linux a `DirWatch` holds an inotify watch (through ctypes: no dependency) on 
 poller when any entry there is created, written, renamed, removed or has its attributes changed. The pollers
 still decide what changed by comparing stats, exactly as without it; the watch only tells them when to look,
 so they can poll rarely while idle (a safety poll for file systems that send no events, such as some network
-mounts) instead of every 50 ms. Where inotify is unavailable, or the directory does not exist yet,
-`DirWatch.active` is false and the pollers keep their usual interval (each poll retries the watch).
+mounts) instead of every 50 ms. A directory that does not exist yet (the default auth dir often does not)
+is waited for by watching its nearest existing ancestor for the next path component to appear; the watch
+moves down as the path is created. Where inotify is unavailable, `DirWatch.active` is false and the pollers
+keep their usual interval (each poll retries the watch).
 """
 
 from __future__ import annotations
@@ -49,8 +51,10 @@ class DirWatch:
     """An inotify watch on one directory, read on the running event loop; `wait()` returns early on a change."""
 
     def __init__(self, directory: Path) -> None:
-        self.directory = Path(directory)
+        self.directory = Path(directory).absolute()
         self._fd = -1
+        self._watched = self.directory  # the directory itself, or the ancestor waited on while it is missing
+        self._next = b""  # while waiting on an ancestor: the name of the next path component, else b""
         self._loop: asyncio.AbstractEventLoop | None = None
         self._changed = asyncio.Event()
 
@@ -59,23 +63,42 @@ class DirWatch:
         return self._fd >= 0
 
     def ensure(self) -> bool:
-        """Start watching if not yet watching (the directory may have appeared since); whether it watches."""
-        if self._fd >= 0 or _LIBC is None:
-            return self._fd >= 0
+        """Start watching if not yet watching, or move the watch down to the directory (or a deeper ancestor)
+        when it has appeared since; whether a watch is held."""
+        if _LIBC is None:
+            return False
+        target = self._deepest_existing()
+        if self._fd >= 0:
+            if target == self._watched:
+                return True
+            self.close()
         fd = _LIBC.inotify_init1(_IN_NONBLOCK | _IN_CLOEXEC)
         if fd < 0:
             return False
-        if _LIBC.inotify_add_watch(fd, os.fsencode(self.directory), _MASK) < 0:
-            os.close(fd)
-            return False
+        while _LIBC.inotify_add_watch(fd, os.fsencode(target), _MASK) < 0:
+            if target == target.parent:
+                os.close(fd)
+                return False
+            target = target.parent  # removed between the look and the watch
         self._loop = asyncio.get_running_loop()
         try:
             self._loop.add_reader(fd, self._on_readable)
         except (NotImplementedError, RuntimeError):  # a loop without add_reader
             os.close(fd)
             return False
-        self._fd = fd
+        self._fd, self._watched = fd, target
+        self._next = b"" if target == self.directory else \
+            os.fsencode(self.directory.relative_to(target).parts[0])
+        if self._next and os.path.exists(target / os.fsdecode(self._next)):
+            self._changed.set()  # created between the look and the watch: let the poller look again
         return True
+
+    def _deepest_existing(self) -> Path:
+        """The directory if it exists, else its nearest existing ancestor."""
+        path = self.directory
+        while not path.is_dir() and path != path.parent:
+            path = path.parent
+        return path
 
     def _on_readable(self) -> None:
         try:
@@ -85,14 +108,19 @@ class DirWatch:
         except OSError:
             data = b""
         gone = not data
+        relevant = not self._next
         offset = 0
         while offset + _EVENT.size <= len(data):
             _wd, mask, _cookie, size = _EVENT.unpack_from(data, offset)
+            if not relevant:  # waiting on an ancestor: only the next path component matters
+                start = offset + _EVENT.size
+                relevant = data[start:start + size].rstrip(b"\0") == self._next
             offset += _EVENT.size + size
             gone = gone or bool(mask & _GONE)
-        if gone:  # the directory was removed or renamed: back to plain polling until it exists again
+        if gone:  # the watched directory was removed or renamed: the next ensure() watches what is left
             self.close()
-        self._changed.set()
+        if gone or relevant:
+            self._changed.set()
 
     async def wait(self, seconds: float) -> bool:
         """Sleep up to `seconds`, less when the directory changes; whether a change was seen."""

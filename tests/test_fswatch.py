@@ -37,12 +37,36 @@ async def test_a_missing_directory_is_not_watched_until_it_exists(tmp_path: Path
     directory = tmp_path / "later"
     watch = DirWatch(directory)
     try:
-        assert watch.ensure() is False and not watch.active
+        watch.ensure()
         assert await watch.wait(0.01) is False  # a plain sleep
         directory.mkdir()
         assert watch.ensure() is (fswatch._LIBC is not None)
     finally:
         watch.close()
+
+
+@needs_inotify
+async def test_a_missing_directory_is_waited_for_on_its_ancestor(tmp_path: Path) -> None:
+    """The default auth dir often does not exist: its creation (even a few levels deep) wakes the poller, other
+    entries of the ancestor do not, and the watch then moves to the directory itself."""
+    directory = tmp_path / "a" / "b" / "auths"
+    watch = DirWatch(directory)
+    try:
+        assert watch.ensure() and watch.active  # on tmp_path, for "a"
+        (tmp_path / "unrelated.txt").write_text("x")
+        assert await watch.wait(0.05) is False
+        (tmp_path / "a").mkdir()
+        assert await watch.wait(10) is True
+        assert watch.ensure()  # now on a, for "b"
+        directory.mkdir(parents=True)
+        assert await watch.wait(10) is True
+        assert watch.ensure()  # now on the directory itself
+        assert await watch.wait(0.01) is False
+        (directory / "x.json").write_text("{}")
+        assert await watch.wait(10) is True
+    finally:
+        watch.close()
+    assert not watch.active
 
 
 @needs_inotify
