@@ -48,7 +48,7 @@ def timeouts_of(exchange: Exchange) -> Timeouts:
 def _in_stream_error(event: SSEEvent) -> UpstreamError | None:
     """An OpenAI-style `{"error": ...}` sent as the first event of a 200 stream (no HTTP status of its own unless
     the error names one: like a transport failure it cools nothing down, and answers 500 if it is the last)."""
-    if not event.data.startswith(b"{") or b'"error"' not in event.data[:64]:
+    if not event.data.startswith(b"{") or event.data[:64].find(b'"error"') < 0:
         return None
     try:
         data = json.loads(event.data)

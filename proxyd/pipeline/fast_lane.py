@@ -93,7 +93,7 @@ def _plan_for(runtime: Any, model: str) -> _Plan | None:
     if provider.protocol is not CHAT or provider.always_streams:
         return None
     model_json = json.dumps(model).encode()
-    if b"\\" in model_json:
+    if model_json.find(b"\\") >= 0:
         return None  # rename_model's replacement is a template: keep escapes to the general path
     t = runtime.config.upstream_timeouts
     return _Plan(routes, provider, model_json,
@@ -103,7 +103,7 @@ def _plan_for(runtime: Any, model: str) -> _Plan | None:
 def _plain_events(region: bytes) -> bool:
     """`region` (complete events) is only `data: <line>` events with LF line ends: the stage's parser and
     framing would give back the same bytes."""
-    if b"\r" in region or region[:6] != b"data: ":
+    if region.find(b"\r") >= 0 or region[:6] != b"data: ":
         return False
     events = region.count(b"\n\n")
     return region.count(b"\n") == 2 * events and region.count(b"\n\ndata: ") == events - 1
@@ -287,7 +287,7 @@ class _Run:
                 exchange.prefetched = Prefetched(candidate, started, chunks=_replay(held, None, exc))
                 return self._hand_over(plan, ordered, candidate)
             first = held[:end]
-            if end < 2 or not _plain_events(first) or b'"error"' in first:
+            if end < 2 or not _plain_events(first) or first.find(b'"error"') >= 0:
                 # an empty stream, an in-band error, another framing: the stage judges the first event
                 exchange.prefetched = Prefetched(candidate, started, chunks=_replay(held, chunks))
                 return self._hand_over(plan, ordered, candidate)
@@ -349,16 +349,16 @@ class _Run:
         region, started = first, False  # started: the first region was relayed (as the stage's `first`)
         try:
             while True:
-                if b'"error"' in region:
+                if region.find(b'"error"') >= 0:
                     break  # an in-band error ends a chat relay: the stage's rewriter knows how
-                if b"[DONE]" in region:
+                if region.find(b"[DONE]") >= 0:
                     if region.count(b"[DONE]") != 1 or not (
                             region == _DONE_EVENT or region.endswith(b"\n\n" + _DONE_EVENT)):
                         break
                     region = region[:-len(_DONE_EVENT)]  # written once, at the clean end
-                if b'"usage' in region:
+                if region.find(b'"usage') >= 0:
                     for line in region.split(b"\n\n"):
-                        if b'"usage' in line:
+                        if line.find(b'"usage') >= 0:
                             tap.feed(line[6:])
                 if region:
                     await write(_renamed(region, plan))

@@ -187,7 +187,7 @@ def _is_terminal_event(event: SSEEvent) -> bool:
 
 def _is_error_chunk(data: bytes) -> bool:
     """A chat stream chunk that is an upstream's in-band `{"error": …}` rather than a completion chunk."""
-    if b'"error"' not in data:
+    if data.find(b'"error"') < 0:
         return False
     try:
         chunk = json.loads(data)

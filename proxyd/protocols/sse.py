@@ -36,9 +36,11 @@ class SSEParser:
         self._max = max_event_bytes
 
     def feed(self, chunk: bytes) -> list[SSEEvent]:
+        # On the per-chunk paths, `x.find(b"…") < 0` stands for `b"…" not in x`: CPython 3.11's bytes `in`
+        # first tries the needle as an integer and raises and clears a formatted TypeError each time.
         if self._buffer:
             self._buffer += chunk
-            if b"\n" not in chunk:  # still no complete line
+            if chunk.find(b"\n") < 0:  # still no complete line
                 if len(self._buffer) > self._max:
                     raise SSEError(f"SSE line longer than {self._max} bytes")
                 return []
@@ -46,7 +48,7 @@ class SSEParser:
             self._buffer.clear()
         else:
             data = chunk
-        if not self._data and self._event is None and b"\r" not in data:
+        if not self._data and self._event is None and data.find(b"\r") < 0:
             return self._blocks(data)
         return self._lines(data)
 
@@ -57,7 +59,7 @@ class SSEParser:
         tail = blocks.pop()  # after the last blank line: the start of the next event (b"" when none)
         events: list[SSEEvent] = []
         for block in blocks:
-            if block[:6] == b"data: " and b"\n" not in block:
+            if block[:6] == b"data: " and block.find(b"\n") < 0:
                 if len(block) - 6 > self._max:
                     raise SSEError(f"SSE event larger than {self._max} bytes")
                 events.append(SSEEvent(block[6:], None, self._id))
@@ -194,7 +196,7 @@ def iter_sse(chunks: AsyncIterator[bytes], max_event_bytes: int = DEFAULT_MAX_EV
 
 def frame(data: bytes, event: str | None = None) -> bytes:
     """Encode one SSE event (multi-line data split into several `data:` lines)."""
-    if b"\n" not in data:
+    if data.find(b"\n") < 0:
         if event is None:
             return b"data: " + data + b"\n\n"
         return b"event: " + event.encode() + b"\ndata: " + data + b"\n\n"

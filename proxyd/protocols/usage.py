@@ -58,7 +58,7 @@ class UsageTap:
         self.usage: Usage | None = None
 
     def feed(self, payload: bytes) -> None:
-        if _MARKER not in payload:
+        if payload.find(_MARKER) < 0:
             return
         try:
             data = orjson.loads(payload)
